@@ -1,0 +1,35 @@
+"""`giftcast serve [--host H] [--port P] [--db URL] [--broker URL]` (also `python -m server`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from server.config import ConfigError, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="giftcast", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server in the foreground")
+    serve.add_argument("--host", help="address to listen on (GIFTCAST_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (GIFTCAST_PORT, default 8000; 0: any)")
+    serve.add_argument(
+        "--db", help="database URL (GIFTCAST_DB; default sqlite:///./data/giftcast.db)"
+    )
+    serve.add_argument(
+        "--broker", help="fan-out URL for several processes (GIFTCAST_BROKER; default: none)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port, db=args.db, broker=args.broker)
+    except ConfigError as exc:
+        print(f"giftcast: {exc}", file=sys.stderr)
+        return 2
+    from server.runner import serve as run
+
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The double-entry ledger's shape: accounts, transfers and their legs, and the audit rules.
+
+Every movement of money is a transfer with legs; a leg adds a signed amount to one account.
+Per asset the legs of a transfer sum to zero, so per asset all accounts always sum to zero.
+User accounts never go negative; system accounts hold the other side:
+
+    coin     coins_issued  (-)  every coin sold to a user
+    coin     coins_spent   (+)  every coin a user gave away as a gift (the platform's)
+    diamond  diamonds_issued (-) every diamond credited to a host
+
+Account ids are derived, not looked up: system accounts are 1-99, user `u` owns coin account
+`2u + 100` and diamond account `2u + 101`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+from server.domain.money import UserId
+
+
+class Asset(StrEnum):
+    COIN = "coin"
+    DIAMOND = "diamond"
+
+
+class SystemAccount(IntEnum):
+    COINS_ISSUED = 1
+    COINS_SPENT = 2
+    DIAMONDS_ISSUED = 3
+
+
+SYSTEM_ASSET: Mapping[SystemAccount, Asset] = {
+    SystemAccount.COINS_ISSUED: Asset.COIN,
+    SystemAccount.COINS_SPENT: Asset.COIN,
+    SystemAccount.DIAMONDS_ISSUED: Asset.DIAMOND,
+}
+USER_ACCOUNT_BASE = 100
+
+
+class TransferKind(StrEnum):
+    RECHARGE = "recharge"
+    GIFT = "gift"
+
+
+def coin_account(user: UserId) -> int:
+    return 2 * user + USER_ACCOUNT_BASE
+
+
+def diamond_account(user: UserId) -> int:
+    return 2 * user + USER_ACCOUNT_BASE + 1
+
+
+def account_owner(account: int) -> UserId | None:
+    if account < USER_ACCOUNT_BASE:
+        return None
+    return UserId((account - USER_ACCOUNT_BASE) // 2)
+
+
+def account_asset(account: int) -> Asset:
+    if account < USER_ACCOUNT_BASE:
+        return SYSTEM_ASSET[SystemAccount(account)]
+    return Asset.COIN if (account - USER_ACCOUNT_BASE) % 2 == 0 else Asset.DIAMOND
+
+
+def account_name(account: int) -> str:
+    owner = account_owner(account)
+    if owner is None:
+        return SystemAccount(account).name.lower()
+    return f"user:{owner}:{account_asset(account).value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    account: int
+    amount: int  # signed: + credit, - debit
+
+
+def recharge_legs(user: UserId, coins: int) -> tuple[Leg, Leg]:
+    return (Leg(SystemAccount.COINS_ISSUED, -coins), Leg(coin_account(user), coins))
+
+
+def gift_legs(sender: UserId, host: UserId, coins: int, diamonds: int) -> tuple[Leg, ...]:
+    return (
+        Leg(coin_account(sender), -coins),
+        Leg(SystemAccount.COINS_SPENT, coins),
+        Leg(SystemAccount.DIAMONDS_ISSUED, -diamonds),
+        Leg(diamond_account(host), diamonds),
+    )
+
+
+def legs_balance(legs: Iterable[Leg]) -> bool:
+    sums: dict[Asset, int] = {}
+    for leg in legs:
+        asset = account_asset(leg.account)
+        sums[asset] = sums.get(asset, 0) + leg.amount
+    return all(total == 0 for total in sums.values())
+
+
+# --- audit ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    account: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInput:
+    """What the store recomputes from the journal (never from cached totals)."""
+
+    entry_sums: Mapping[int, int]  # account -> sum of its entries
+    stored_balances: Mapping[int, int]  # account -> balance column
+    unbalanced_transfers: Sequence[tuple[int, str, int]]  # (transfer id, asset, sum of legs)
+    transfers: int
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    balanced: bool
+    totals: Mapping[str, Mapping[str, int]]
+    violations: Sequence[Violation] = field(default_factory=tuple)
+    transfers: int = 0
+    entries: int = 0
+
+
+def audit(data: AuditInput) -> AuditReport:
+    violations: list[Violation] = []
+    totals: dict[str, dict[str, int]] = {
+        Asset.COIN.value: {"sum": 0, "issued": 0, "held_by_users": 0, "spent": 0},
+        Asset.DIAMOND.value: {"sum": 0, "issued": 0, "held_by_users": 0},
+    }
+    for transfer_id, asset, total in data.unbalanced_transfers:
+        violations.append(
+            Violation(
+                "transfer_legs_balance",
+                None,
+                f"transfer {transfer_id}: {asset} legs sum to {total}",
+            )
+        )
+    for account in sorted(set(data.entry_sums) | set(data.stored_balances)):
+        summed = data.entry_sums.get(account, 0)
+        stored = data.stored_balances.get(account, 0)
+        name = account_name(account)
+        asset = account_asset(account).value
+        totals[asset]["sum"] += summed
+        if summed != stored:
+            violations.append(
+                Violation(
+                    "balance_equals_entries", name, f"stored {stored}, entries sum to {summed}"
+                )
+            )
+        if account_owner(account) is not None:
+            totals[asset]["held_by_users"] += summed
+            if summed < 0:
+                violations.append(Violation("user_balance_not_negative", name, f"balance {summed}"))
+        elif account == SystemAccount.COINS_ISSUED:
+            totals[asset]["issued"] = -summed
+        elif account == SystemAccount.COINS_SPENT:
+            totals[asset]["spent"] = summed
+        elif account == SystemAccount.DIAMONDS_ISSUED:
+            totals[asset]["issued"] = -summed
+    for asset, values in totals.items():
+        if values["sum"] != 0:
+            violations.append(
+                Violation("asset_sums_to_zero", None, f"{asset} accounts sum to {values['sum']}")
+            )
+    coin = totals[Asset.COIN.value]
+    if coin["issued"] != coin["held_by_users"] + coin["spent"]:
+        violations.append(
+            Violation(
+                "coins_issued_equal_held_plus_spent",
+                None,
+                f"issued {coin['issued']} != held {coin['held_by_users']} + spent {coin['spent']}",
+            )
+        )
+    return AuditReport(
+        balanced=not violations,
+        totals=totals,
+        violations=tuple(violations),
+        transfers=data.transfers,
+        entries=data.entries,
+    )

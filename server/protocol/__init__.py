@@ -1,0 +1,1 @@
+"""The wire: client frames decoded (size-limited, validated) and server messages encoded once."""

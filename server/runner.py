@@ -1,0 +1,134 @@
+"""Run the server under uvicorn with giftcast's own limits and signal handling.
+
+uvicorn's defaults would accept 16 MiB messages with permessage-deflate, log tokens in
+WebSocket URLs, and on SIGTERM close sockets with 1012 and re-raise the signal. Here: frames
+over `ws_frame_bytes_max` close with 1009, no deflate, no access log, and SIGTERM/SIGINT drain
+the server (every in-flight gift answered, sockets closed with 1001) before uvicorn stops;
+the process then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from server.config import Settings
+from server.web.app import create_app
+from server.web.runtime import Runtime
+
+log = logging.getLogger("giftcast")
+
+
+def uvicorn_config(settings: Settings, app: Starlette, **extra: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_frame_bytes_max,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ws_heartbeat_interval_s,
+        ws_ping_timeout=settings.ws_heartbeat_timeout_s,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, settings.shutdown_drain_ms // 1000),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+class GiftcastServer(uvicorn.Server):
+    """uvicorn.Server that drains giftcast on SIGTERM/SIGINT instead of re-raising."""
+
+    def __init__(
+        self, config: uvicorn.Config, settings: Settings, app: Starlette, signals: bool = True
+    ) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self.app = app
+        self.signals = signals
+        self.bound_port = 0
+        self._draining: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if not self.signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._draining is not None:
+            if sig is signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop now
+            return
+        log.info("%s received: draining", sig.name)
+        self.begin_drain()
+
+    def begin_drain(self) -> asyncio.Task[None]:
+        """What SIGTERM does, callable from tests: drain, then let uvicorn stop."""
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+        return self._draining
+
+    async def _drain(self) -> None:
+        runtime: Runtime | None = getattr(self.app.state, "runtime", None)
+        try:
+            if runtime is not None:
+                await runtime.drain()
+        finally:
+            self.should_exit = True
+
+    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        await super().startup(sockets)  # type: ignore[arg-type]
+        for server in self.servers:
+            for sock in server.sockets:
+                self.bound_port = sock.getsockname()[1]
+                break
+        broker = self.settings.broker or "memory"
+        log.info(
+            "giftcast listening on http://%s:%d (db: %s, broker: %s)",
+            self.settings.host,
+            self.bound_port,
+            _redact(self.settings.db_url),
+            _redact(broker),
+        )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before logging it."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    server = GiftcastServer(uvicorn_config(settings, app), settings, app)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,429 @@
+"""Gifting: the checks before a gift, and the single writer that commits gifts in groups.
+
+Every numbered room event is made by one task, the writer, in commit order:
+
+    intake (any socket)                    writer task
+    -------------------                    -----------
+    well-formed (protocol)                 take up to `gift_batch_max` waiting commands
+    rate limit -> duplicate? -> answer     load the rooms' books
+    rules (gift, room, age, self)          store.write_batch: dup check, guarded debit,
+    enqueue, answer when committed           room events, all in one transaction
+                                           publish committed events, answer every command
+                                           between batches: streak expiry, top/goal updates
+
+A failed batch (the store raised) answers each of its commands `unavailable` and drops the
+in-memory books of its rooms, which reload from the ledger: nothing half-done survives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from server.config import Settings
+from server.domain.catalog import Catalog
+from server.domain.errors import Code, Refusal
+from server.domain.money import Rates, RoomId, UserId
+from server.domain.ratelimit import TokenBucket
+from server.domain.rooms import EventKind, RoomBook, RoomEvent, RoomStatus
+from server.protocol.messages import GiftRequest, encode_event
+from server.services.clock import Clock
+from server.services.users import Caller
+from server.storage.base import (
+    BatchResult,
+    Command,
+    GiftAccepted,
+    GiftCommand,
+    GiftOk,
+    GiftRefused,
+    LedgerStore,
+    Outcome,
+    RoomAction,
+    RoomCommand,
+    StoreError,
+)
+
+log = logging.getLogger("giftcast.gifting")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What the writer hands the fan-out after a commit."""
+
+    room: RoomId
+    seq: int  # 0 for unnumbered updates (top, goal)
+    frame: bytes
+    ends_room: bool = False
+
+
+Publish = Callable[[Published], None]
+GiftAnswer = GiftAccepted | Refusal
+
+
+class GiftService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: LedgerStore,
+        catalog: Catalog,
+        clock: Clock,
+        publish: Publish,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+        self.publish = publish
+        self.rates = Rates(settings.diamonds_per_coin, settings.cents_per_100_diamonds)
+        self._books: dict[RoomId, RoomBook] = {}
+        self._loading: dict[RoomId, asyncio.Future[RoomBook | None]] = {}
+        self._published_seq: dict[RoomId, int] = {}
+        self._tops: dict[RoomId, list[tuple[UserId, str, int]]] = {}
+        self._updates_due: dict[RoomId, int] = {}  # room -> earliest ms for top/goal update
+        self._last_update_ms: dict[RoomId, int] = {}
+        self._sent_top: dict[RoomId, list[tuple[UserId, str, int]]] = {}
+        self._sent_goal: dict[RoomId, tuple[str, int, int] | None] = {}
+        self._events_since_prune: dict[RoomId, int] = {}
+        self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+        self._expiry_queued: set[RoomId] = set()
+        self._queue: deque[tuple[Command, asyncio.Future[Outcome]]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._accepting = True
+        self.batches = 0
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gift-writer")
+        self._task.add_done_callback(_loud)
+
+    async def drain_and_stop(self) -> None:
+        """Refuse new work, commit or fail everything queued, then stop the writer."""
+        self._accepting = False
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    # --- reads for the fan-out ----------------------------------------------------------
+
+    async def book(self, room: RoomId) -> RoomBook | None:
+        """The room's book, loaded once (single flight) from the ledger."""
+        found = self._books.get(room)
+        if found is not None:
+            return found
+        pending = self._loading.get(room)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[room] = pending
+            try:
+                loaded = await self.store.load_book(room, self.settings.streak_window_ms)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved here: the awaiting callers get it too
+                raise
+            finally:
+                del self._loading[room]
+            if loaded is not None:
+                self._books[room] = loaded
+                self._published_seq[room] = loaded.seq
+                self._tops[room] = loaded.top(self.settings.leaderboard_size)
+            pending.set_result(loaded)
+            return loaded
+        return await pending
+
+    def published_seq(self, room: RoomId) -> int:
+        return self._published_seq.get(room, 0)
+
+    def top(self, room: RoomId) -> list[tuple[UserId, str, int]]:
+        return self._tops.get(room, [])
+
+    def goal(self, room: RoomId) -> tuple[str, int, int] | None:
+        book = self._books.get(room)
+        if book is None or book.goal is None:
+            return None
+        return self._sent_goal.get(room) or (book.goal.title, book.goal.coins, book.goal.progress)
+
+    # --- intake -------------------------------------------------------------------------
+
+    def _rate_limit(self, caller: Caller, now_ms: int) -> int:
+        bucket = self._buckets.get(caller.id)
+        if bucket is None:
+            bucket = TokenBucket(self.settings.gift_rate_per_s, self.settings.gift_burst)
+            self._buckets[caller.id] = bucket
+            if len(self._buckets) > self.settings.user_cache_max:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(caller.id)
+        return bucket.take(now_ms)
+
+    def _rules(self, caller: Caller, request: GiftRequest, room: RoomId) -> Refusal | GiftCommand:
+        gift = self.catalog.gift(request.gift_id)
+        book = self._books.get(room)
+        if book is None or book.status is not RoomStatus.LIVE:
+            return Refusal(Code.ROOM_NOT_LIVE, "this live has ended; gifts are no longer accepted")
+        if gift is None:
+            return Refusal(Code.UNKNOWN_GIFT, f"there is no gift {request.gift_id[:64]!r}")
+        if caller.id == book.host:
+            return Refusal(Code.SELF_GIFT, "a host cannot send gifts in their own room")
+        if not caller.adult:
+            return Refusal(Code.AGE_RESTRICTED, "you must be 18 or older to send gifts")
+        coins = gift.coins * request.count
+        return GiftCommand(
+            sender=caller.id,
+            sender_name=caller.name,
+            request_id=request.id,
+            room=room,
+            host=book.host,
+            gift=gift,
+            count=request.count,
+            coins=coins,
+            diamonds=self.rates.diamonds_for(coins),
+            at_ms=self.clock(),
+        )
+
+    def submit(
+        self, caller: Caller, request: GiftRequest, room: RoomId
+    ) -> asyncio.Future[GiftAnswer]:
+        """Check and queue a gift; the future resolves once it is committed or refused.
+
+        The checks run in the contract's order: a known accepted id first (so a resend
+        always gets its first answer), then the rate limit, then the rules.
+        """
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[GiftAnswer] = loop.create_future()
+        wait_ms = self._rate_limit(caller, self.clock())
+        if wait_ms:
+            refusal = Refusal(
+                Code.RATE_LIMITED,
+                f"too many gifts: at most {self.settings.gift_rate_per_s} a second"
+                f" (bursts of {self.settings.gift_burst}); retry in {wait_ms} ms",
+                retry_after_ms=wait_ms,
+            )
+            self._answer_after_dup_check(caller, request, refusal, answer)
+        elif room in self._books:
+            self._check_and_queue(caller, request, room, answer)
+        else:
+            # The room's book is not in memory (first gift since start, or a failed batch
+            # dropped it): load it, then check as usual.
+            async def load_then_check() -> None:
+                with contextlib.suppress(StoreError):
+                    await self.book(room)
+                self._check_and_queue(caller, request, room, answer)
+
+            loop.create_task(load_then_check()).add_done_callback(_loud)
+        return answer
+
+    def _check_and_queue(
+        self, caller: Caller, request: GiftRequest, room: RoomId, answer: asyncio.Future[GiftAnswer]
+    ) -> None:
+        checked = self._rules(caller, request, room)
+        if isinstance(checked, Refusal):
+            self._answer_after_dup_check(caller, request, checked, answer)
+            return
+        if not self._accepting or len(self._queue) >= self.settings.gift_queue_max:
+            busy = Refusal(Code.UNAVAILABLE, "the server is busy or stopping; resend this gift")
+            self._answer_after_dup_check(caller, request, busy, answer)
+            return
+        committed: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        committed.add_done_callback(lambda done: _settle(done, answer))
+        self._queue.append((checked, committed))
+        self._wake.set()
+
+    def _answer_after_dup_check(
+        self,
+        caller: Caller,
+        request: GiftRequest,
+        refusal: Refusal,
+        answer: asyncio.Future[GiftAnswer],
+    ) -> None:
+        async def check() -> None:
+            try:
+                earlier = await self.store.find_gift(caller.id, request.id)
+            except StoreError:
+                earlier = None
+            if not answer.done():
+                answer.set_result(GiftAccepted(earlier, True) if earlier else refusal)
+
+        task = asyncio.get_running_loop().create_task(check())
+        task.add_done_callback(_loud)
+
+    async def room_command(self, command: RoomCommand) -> bool:
+        """Queue a room command (end, goal) for the writer; True once committed."""
+        if not self._accepting:
+            return False
+        await self.book(command.room)
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.append((command, done))
+        self._wake.set()
+        outcome = await done
+        return not isinstance(outcome, GiftRefused)
+
+    # --- the writer ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        tick_s = max(0.01, min(self.settings.streak_window_ms, 100) / 1000)
+        while self._accepting or self._queue:
+            if not self._queue and self._accepting:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=tick_s)
+            self._queue_streak_expiry()
+            if self._queue:
+                take = min(len(self._queue), self.settings.gift_batch_max)
+                batch = [self._queue.popleft() for _ in range(take)]
+                await self._commit(batch)
+            self._room_updates()
+
+    async def _commit(self, batch: list[tuple[Command, asyncio.Future[Outcome]]]) -> None:
+        rooms = {command.room for command, _ in batch}
+        try:
+            for room in rooms:
+                await self.book(room)
+            missing = {room for room in rooms if room not in self._books}
+            runnable = [(c, f) for c, f in batch if c.room not in missing]
+            for command, future in batch:
+                if command.room in missing and not future.done():
+                    future.set_result(GiftRefused(Refusal(Code.NOT_FOUND, "no such room")))
+            result = await self.store.write_batch([c for c, _ in runnable], self)
+        except (StoreError, Exception) as exc:
+            # Nothing was written: forget what the books planned and answer every command.
+            if not isinstance(exc, StoreError):
+                log.exception("gift batch failed")
+            else:
+                log.warning("gift batch failed: %s", exc)
+            for room in rooms:
+                self._books.pop(room, None)
+                self._expiry_queued.discard(room)
+            refusal = GiftRefused(Refusal(Code.UNAVAILABLE, "could not record this now; resend it"))
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(refusal)
+            return
+        self.batches += 1
+        self._after_commit(result, runnable)
+
+    def _after_commit(
+        self, result: BatchResult, batch: Sequence[tuple[Command, asyncio.Future[Outcome]]]
+    ) -> None:
+        now_ms = self.clock()
+        for event, frame in result.events:
+            self._published_seq[event.room] = event.seq
+            ends = event.kind is EventKind.ROOM_ENDED
+            self.publish(Published(event.room, event.seq, frame, ends_room=ends))
+            count = self._events_since_prune.get(event.room, 0) + 1
+            self._events_since_prune[event.room] = count
+        for command, _ in batch:
+            if isinstance(command, RoomCommand) and command.action is RoomAction.EXPIRE_STREAKS:
+                self._expiry_queued.discard(command.room)
+        for (_, future), outcome in zip(batch, result.outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        for room in {command.room for command, _ in batch}:
+            book = self._books.get(room)
+            if book is None:
+                continue
+            self._tops[room] = book.top(self.settings.leaderboard_size)
+            earliest = self._last_update_ms.get(room, 0) + self.settings.room_update_interval_ms
+            self._updates_due.setdefault(room, max(now_ms, earliest))
+            if book.status is RoomStatus.ENDED:
+                self._forget(room)
+
+    def _forget(self, room: RoomId) -> None:
+        self._books.pop(room, None)
+        self._updates_due.pop(room, None)
+        self._events_since_prune.pop(room, None)
+        self._expiry_queued.discard(room)
+
+    def _queue_streak_expiry(self) -> None:
+        now_ms = self.clock()
+        for room, book in self._books.items():
+            if room in self._expiry_queued:
+                continue
+            if book.streaks and book.expired_streaks(now_ms):
+                self._expiry_queued.add(room)
+                command = RoomCommand(room, RoomAction.EXPIRE_STREAKS, now_ms)
+                done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+                self._queue.append((command, done))
+
+    def _room_updates(self) -> None:
+        """Top and goal frames, at most one of each per room per update interval."""
+        if not self._updates_due:
+            return
+        now_ms = self.clock()
+        for room, due in list(self._updates_due.items()):
+            if due > now_ms:
+                continue
+            del self._updates_due[room]
+            book = self._books.get(room)
+            if book is None:
+                continue
+            sent = False
+            top = self._tops.get(room, [])
+            if top != self._sent_top.get(room):
+                self._sent_top[room] = top
+                self.publish(Published(room, 0, _top_frame(top)))
+                sent = True
+            goal = (book.goal.title, book.goal.coins, book.goal.progress) if book.goal else None
+            if goal != self._sent_goal.get(room):
+                self._sent_goal[room] = goal
+                if goal is not None:
+                    self.publish(Published(room, 0, _goal_frame(*goal)))
+                    sent = True
+            if sent:
+                self._last_update_ms[room] = now_ms
+            if self._events_since_prune.get(room, 0) >= self.settings.room_events_prune_every:
+                self._events_since_prune[room] = 0
+                keep = self.settings.room_events_kept_min
+                task = asyncio.get_running_loop().create_task(self.store.prune_events(room, keep))
+                task.add_done_callback(_loud)
+
+    # --- BatchPlanner (called by the store inside its transaction) ----------------------
+
+    def book_for_batch(self, room: RoomId) -> RoomBook:
+        return self._books[room]
+
+    def encode(self, event: RoomEvent) -> bytes:
+        return encode_event(event)
+
+
+def _top_frame(top: list[tuple[UserId, str, int]]) -> bytes:
+    from server.protocol.messages import dumps, top_doc
+
+    return dumps({"type": "top", "top": top_doc(top)})
+
+
+def _goal_frame(title: str, coins: int, progress: int) -> bytes:
+    from server.protocol.messages import dumps
+
+    return dumps({"type": "goal", "title": title, "coins": coins, "progress": progress})
+
+
+def _settle(done: asyncio.Future[Outcome], answer: asyncio.Future[GiftAnswer]) -> None:
+    if answer.done():
+        return
+    if done.cancelled():
+        answer.set_result(Refusal(Code.UNAVAILABLE, "the server is stopping; resend this gift"))
+        return
+    outcome = done.result()
+    if isinstance(outcome, GiftAccepted):
+        answer.set_result(outcome)
+    elif isinstance(outcome, GiftRefused):
+        answer.set_result(outcome.refusal)
+    else:
+        raise RuntimeError(f"a gift got a room outcome: {outcome!r}")
+
+
+def _loud(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.critical("background task %s died", task.get_name(), exc_info=exc)
+
+
+__all__ = ["GiftAnswer", "GiftOk", "GiftService", "Published"]

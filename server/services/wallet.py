@@ -1,0 +1,143 @@
+"""Wallet: recharges through the payment provider, and the caller's transaction history.
+
+Idempotency: a recharge carries an `Idempotency-Key`. The first successful answer is stored
+with the ledger transfer in one transaction; a repeat with the same body gets that answer
+again with no second effect, a repeat with another body `idempotency_conflict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from server.config import Settings
+from server.domain.catalog import Catalog
+from server.domain.errors import Code, Refusal
+from server.domain.money import TransferId
+from server.domain.timefmt import rfc3339
+from server.services.clock import Clock
+from server.services.payments import PaymentProvider
+from server.services.users import Caller
+from server.storage.base import LedgerStore, TransactionRow
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def check_idempotency_key(key: str | None, chars_max: int) -> str | Refusal:
+    if key is None:
+        return Refusal(
+            Code.IDEMPOTENCY_KEY_REQUIRED,
+            "this call moves money: send an Idempotency-Key header (1-64 printable ASCII"
+            " characters, new for each distinct request)",
+        )
+    if not 1 <= len(key) <= chars_max or not all(" " <= ch <= "~" for ch in key):
+        return Refusal(
+            Code.INVALID, f"Idempotency-Key must be 1-{chars_max} printable ASCII characters"
+        )
+    return key
+
+
+class WalletService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: LedgerStore,
+        catalog: Catalog,
+        provider: PaymentProvider,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.provider = provider
+        self.clock = clock
+
+    async def recharge(self, caller: Caller, key: str, body: Any, path: str) -> Answer | Refusal:
+        fingerprint = request_hash("POST", path, body)
+        earlier = await self.store.stored_response(caller.id, key)
+        if earlier is not None:
+            return self._replay(earlier.request_hash, fingerprint, earlier.status, earlier.body)
+        package_id = body.get("package_id") if isinstance(body, dict) else None
+        if not isinstance(package_id, str):
+            return Refusal(Code.INVALID, 'send {"package_id": "<id from GET /api/catalog>"}')
+        package = self.catalog.package(package_id)
+        if package is None:
+            return Refusal(Code.UNKNOWN_PACKAGE, f"there is no package {package_id[:64]!r}")
+        if not caller.adult:
+            return Refusal(Code.AGE_RESTRICTED, "you must be 18 or older to buy coins")
+        coins, _ = await self.store.balances(caller.id)
+        if coins + package.coins > self.settings.coins_balance_max:
+            return Refusal(Code.INVALID, "this recharge would exceed the largest wallet allowed")
+        charge = await self.provider.charge(caller.id, package, key)
+        if not charge.approved:
+            return Refusal(Code.INVALID, f"the payment was declined: {charge.message}")
+
+        def respond(transfer: TransferId, coins_after: int) -> tuple[int, bytes]:
+            return 200, orjson.dumps(
+                {
+                    "transaction_id": transfer,
+                    "coins": coins_after,
+                    "package_id": package.id,
+                    "coins_added": package.coins,
+                    "price_cents": package.price_cents,
+                    "currency": package.currency,
+                    "provider_reference": charge.reference,
+                }
+            )
+
+        stored = await self.store.recharge(
+            caller.id, package, charge.reference, key, fingerprint, self.clock(), respond
+        )
+        return self._replay(stored.request_hash, fingerprint, stored.status, stored.body)
+
+    @staticmethod
+    def _replay(stored_hash: str, fingerprint: str, status: int, body: bytes) -> Answer | Refusal:
+        if stored_hash != fingerprint:
+            return Refusal(
+                Code.IDEMPOTENCY_CONFLICT,
+                "this Idempotency-Key was already used for a different request; use a new key",
+            )
+        return Answer(status, body)
+
+    async def transactions(self, caller: Caller, limit: int, before: int | None) -> dict[str, Any]:
+        rows = await self.store.transactions(caller.id, limit, before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [transaction_doc(r) for r in rows],
+            "next": rows[-1].id if more and rows else None,
+        }
+
+
+def transaction_doc(row: TransactionRow) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": row.id,
+        "kind": row.kind,
+        "coins": row.coins,
+        "diamonds": row.diamonds,
+        "at": rfc3339(row.at_ms),
+    }
+    if row.coins_after is not None:
+        doc["coins_after"] = row.coins_after
+    if row.diamonds_after is not None:
+        doc["diamonds_after"] = row.diamonds_after
+    if row.kind == "recharge":
+        doc.update(package_id=row.package_id, price_cents=row.price_cents, currency=row.currency)
+    else:
+        doc.update(room=row.room, gift_id=row.gift_id, count=row.count)
+        if row.counterparty is not None:
+            key = "to" if row.kind == "gift_sent" else "from"
+            doc[key] = {"id": row.counterparty, "name": row.counterparty_name}
+    return doc

@@ -1,0 +1,243 @@
+"""The LedgerStore port: everything the services ask of durable storage.
+
+Adapters (`sqlite`, later `postgres`) are chosen by URL in `open_store`. Expected outcomes
+(`name_taken`, `insufficient_coins`, a duplicate request id) come back as values; exceptions
+from a store mean the store could not do its job:
+
+    StoreError
+      +-- StoreUnavailable   locked too long, disk full, connection lost: answer `unavailable`
+
+A batch of gifts and room commands commits in one transaction (group commit). The store does
+the guarded debits and the writes; a `BatchPlanner` from the services decides, synchronously
+and in order, what each accepted gift means for its room (seq, streak, first gift).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from server.domain.catalog import Gift, Package
+from server.domain.errors import Refusal
+from server.domain.ledger import AuditInput
+from server.domain.money import RoomId, TransferId, UserId
+from server.domain.rooms import RoomBook, RoomEvent, RoomStatus
+
+
+class StoreError(Exception):
+    """The store failed; nothing of the failed operation was written."""
+
+
+class StoreUnavailable(StoreError):
+    """A transient failure (lock wait exceeded, disk full, connection lost)."""
+
+
+# --- rows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: UserId
+    name: str
+    birthdate: dt.date
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    id: RoomId
+    host: UserId
+    host_name: str
+    title: str
+    status: RoomStatus
+    seq: int
+    started_ms: int
+    ended_ms: int | None
+    overlay_version: int
+    goal_title: str | None
+    goal_coins: int | None
+    goal_progress: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRow:
+    id: TransferId
+    kind: str  # recharge, gift_sent, gift_received
+    coins: int  # signed, for the caller
+    diamonds: int  # signed, for the caller
+    at_ms: int
+    room: RoomId | None
+    gift_id: str | None
+    count: int | None
+    counterparty: UserId | None
+    counterparty_name: str | None
+    package_id: str | None
+    price_cents: int | None
+    currency: str | None
+    coins_after: int | None
+    diamonds_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """An idempotent HTTP call's first answer, kept to answer repeats."""
+
+    request_hash: str
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GiftOk:
+    seq: int
+    coins_after: int
+    coins_spent: int
+    diamonds: int
+
+
+# --- the write batch --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GiftCommand:
+    sender: UserId
+    sender_name: str
+    request_id: str
+    room: RoomId
+    host: UserId
+    gift: Gift
+    count: int
+    coins: int
+    diamonds: int
+    at_ms: int
+
+
+class RoomAction(StrEnum):
+    EXPIRE_STREAKS = "expire_streaks"
+    END = "end"
+    SET_GOAL = "set_goal"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCommand:
+    room: RoomId
+    action: RoomAction
+    at_ms: int
+    goal_title: str = ""
+    goal_coins: int = 0
+
+
+Command = GiftCommand | RoomCommand
+
+
+@dataclass(frozen=True, slots=True)
+class GiftAccepted:
+    ok: GiftOk
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRefused:
+    refusal: Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDone:
+    changed: bool
+
+
+Outcome = GiftAccepted | GiftRefused | RoomDone
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: list[Outcome]
+    events: list[tuple[RoomEvent, bytes]] = field(default_factory=list)  # committed, in order
+
+
+class BatchPlanner(Protocol):
+    """Room rules the store consults inside its transaction; called in command order."""
+
+    def book_for_batch(self, room: RoomId) -> RoomBook: ...
+
+    def encode(self, event: RoomEvent) -> bytes: ...
+
+
+# --- the port ---------------------------------------------------------------------------
+
+
+class LedgerStore(Protocol):
+    url_for_logs: str
+
+    async def close(self) -> None: ...
+
+    # users
+    async def create_user(self, name: str, birthdate: dt.date, now_ms: int) -> UserRow | None:
+        """None when the name is taken (names are unique without regard to case)."""
+        ...
+
+    async def get_user(self, user: UserId) -> UserRow | None: ...
+
+    async def balances(self, user: UserId) -> tuple[int, int]:
+        """(coins, diamonds)."""
+        ...
+
+    # money
+    async def recharge(
+        self,
+        user: UserId,
+        package: Package,
+        provider_ref: str,
+        idempotency_key: str,
+        request_hash: str,
+        now_ms: int,
+        respond: ResponseMaker,
+    ) -> StoredResponse:
+        """Credit a package's coins and keep the answer under the key, in one transaction.
+
+        When the key was used before, nothing is written and the first answer comes back
+        (the caller compares `request_hash`)."""
+        ...
+
+    async def stored_response(self, user: UserId, key: str) -> StoredResponse | None: ...
+
+    async def transactions(
+        self, user: UserId, limit: int, before: int | None
+    ) -> list[TransactionRow]: ...
+
+    async def find_gift(self, sender: UserId, request_id: str) -> GiftOk | None: ...
+
+    async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:
+        """Run every command in one transaction; on failure nothing is written (raises)."""
+        ...
+
+    # rooms
+    async def create_room(
+        self, host: UserId, title: str, now_ms: int, live_rooms_max: int
+    ) -> RoomRow | None:
+        """None when the host already has `live_rooms_max` live rooms."""
+        ...
+
+    async def get_room(self, room: RoomId) -> RoomRow | None: ...
+
+    async def live_rooms(self, limit: int) -> list[RoomRow]: ...
+
+    async def bump_overlay_version(self, room: RoomId) -> int: ...
+
+    async def load_book(self, room: RoomId, streak_window_ms: int) -> RoomBook | None: ...
+
+    async def events_after(self, room: RoomId, since: int, limit: int) -> list[bytes] | None:
+        """Encoded events with seq > since, oldest first; None when history no longer reaches."""
+        ...
+
+    async def prune_events(self, room: RoomId, keep: int) -> None: ...
+
+    # audit
+    async def audit_input(self) -> AuditInput: ...
+
+
+class ResponseMaker(Protocol):
+    def __call__(self, transfer: TransferId, coins_after: int, /) -> tuple[int, bytes]: ...

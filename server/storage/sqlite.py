@@ -1,0 +1,643 @@
+"""LedgerStore on SQLite: WAL, `BEGIN IMMEDIATE`, `synchronous=FULL` (durable commits).
+
+Two aiosqlite connections: one writer, on which every write transaction runs as a single
+function on aiosqlite's worker thread (one thread hop per transaction, so a group commit of
+hundreds of gifts costs one hop), and one reader, which in WAL mode never sees a write that
+has not committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import orjson
+
+from server.domain.catalog import Gift, Package
+from server.domain.errors import Code, Refusal
+from server.domain.ledger import (
+    AuditInput,
+    SystemAccount,
+    TransferKind,
+    coin_account,
+    diamond_account,
+)
+from server.domain.money import RoomId, TransferId, UserId
+from server.domain.rooms import EventKind, Goal, RoomBook, RoomEvent, RoomStatus, Streak
+from server.storage.base import (
+    BatchPlanner,
+    BatchResult,
+    Command,
+    GiftAccepted,
+    GiftOk,
+    GiftRefused,
+    ResponseMaker,
+    RoomAction,
+    RoomCommand,
+    RoomDone,
+    RoomRow,
+    StoredResponse,
+    StoreUnavailable,
+    TransactionRow,
+    UserRow,
+)
+from server.storage.sqlite_schema import MIGRATIONS
+
+T = TypeVar("T")
+
+_ROOM_COLUMNS = (
+    "r.id, r.host_id, u.name, r.title, r.status, r.seq, r.started_ms, r.ended_ms, "
+    "r.overlay_version, r.goal_title, r.goal_coins, r.goal_progress"
+)
+
+
+def _room(row: Sequence[Any]) -> RoomRow:
+    return RoomRow(
+        id=RoomId(row[0]),
+        host=UserId(row[1]),
+        host_name=row[2],
+        title=row[3],
+        status=RoomStatus(row[4]),
+        seq=row[5],
+        started_ms=row[6],
+        ended_ms=row[7],
+        overlay_version=row[8],
+        goal_title=row[9],
+        goal_coins=row[10],
+        goal_progress=row[11],
+    )
+
+
+def path_from_url(url: str) -> Path:
+    if not url.startswith("sqlite://"):
+        raise ValueError(f"not an sqlite URL: {url}")
+    rest = url.removeprefix("sqlite://")
+    if rest.startswith("/"):
+        rest = rest[1:]  # sqlite:///relative/path or sqlite:////absolute/path
+    return Path(rest)
+
+
+class SqliteStore:
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self.url_for_logs = f"sqlite:///{path}"
+        self._w = writer
+        self._r = reader
+
+    @classmethod
+    async def open(cls, url: str, busy_timeout_ms: int = 5000) -> SqliteStore:
+        path = path_from_url(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        reader = await aiosqlite.connect(path, isolation_level=None)
+        for conn in (writer, reader):
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await writer.execute("PRAGMA journal_mode = WAL")
+        for conn in (writer, reader):
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+        store = cls(path, writer, reader)
+        await store._tx(_migrate)
+        return store
+
+    async def close(self) -> None:
+        await self._r.close()
+        await self._w.close()
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one `BEGIN IMMEDIATE` transaction on the writer's thread."""
+
+        def run() -> T:
+            conn: sqlite3.Connection = self._w._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        try:
+            return await self._w._execute(run)  # type: ignore[no-untyped-call,no-any-return]
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(await self._r.execute_fetchall(sql, params))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    # --- users --------------------------------------------------------------------------
+
+    async def create_user(self, name: str, birthdate: dt.date, now_ms: int) -> UserRow | None:
+        def fn(conn: sqlite3.Connection) -> UserRow | None:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO users (name, birthdate, created_ms) VALUES (?, ?, ?)",
+                    (name, birthdate.isoformat(), now_ms),
+                )
+            except sqlite3.IntegrityError:
+                return None
+            uid = UserId(int(cur.lastrowid or 0))
+            conn.executemany(
+                "INSERT INTO accounts (id, user_id, asset) VALUES (?, ?, ?)",
+                [(coin_account(uid), uid, "coin"), (diamond_account(uid), uid, "diamond")],
+            )
+            return UserRow(uid, name, birthdate, now_ms)
+
+        return await self._tx(fn)
+
+    async def get_user(self, user: UserId) -> UserRow | None:
+        rows = await self._read(
+            "SELECT id, name, birthdate, created_ms FROM users WHERE id = ?", (user,)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return UserRow(UserId(r[0]), r[1], dt.date.fromisoformat(r[2]), r[3])
+
+    async def balances(self, user: UserId) -> tuple[int, int]:
+        rows = await self._read(
+            "SELECT id, balance FROM accounts WHERE id IN (?, ?)",
+            (coin_account(user), diamond_account(user)),
+        )
+        found = dict(rows)
+        return found.get(coin_account(user), 0), found.get(diamond_account(user), 0)
+
+    # --- money --------------------------------------------------------------------------
+
+    async def stored_response(self, user: UserId, key: str) -> StoredResponse | None:
+        rows = await self._read(
+            "SELECT request_hash, status, body FROM idempotency WHERE user_id = ? AND key = ?",
+            (user, key),
+        )
+        return StoredResponse(rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
+
+    async def recharge(
+        self,
+        user: UserId,
+        package: Package,
+        provider_ref: str,
+        idempotency_key: str,
+        request_hash: str,
+        now_ms: int,
+        respond: ResponseMaker,
+    ) -> StoredResponse:
+        def fn(conn: sqlite3.Connection) -> StoredResponse:
+            row = conn.execute(
+                "SELECT request_hash, status, body FROM idempotency WHERE user_id = ? AND key = ?",
+                (user, idempotency_key),
+            ).fetchone()
+            if row is not None:
+                return StoredResponse(row[0], row[1], bytes(row[2]))
+            cur = conn.execute(
+                "INSERT INTO transfers (kind, at_ms, user_id, package_id, price_cents, currency,"
+                " provider_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    TransferKind.RECHARGE.value,
+                    now_ms,
+                    user,
+                    package.id,
+                    package.price_cents,
+                    package.currency,
+                    provider_ref,
+                ),
+            )
+            transfer = TransferId(int(cur.lastrowid or 0))
+            after = _add(conn, coin_account(user), package.coins)
+            issued = _add(conn, SystemAccount.COINS_ISSUED, -package.coins)
+            conn.executemany(
+                "INSERT INTO entries (account_id, transfer_id, amount, balance_after)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (coin_account(user), transfer, package.coins, after),
+                    (int(SystemAccount.COINS_ISSUED), transfer, -package.coins, issued),
+                ],
+            )
+            status, body = respond(transfer, after)
+            conn.execute(
+                "INSERT INTO idempotency (user_id, key, request_hash, status, body, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (user, idempotency_key, request_hash, status, body, now_ms),
+            )
+            return StoredResponse(request_hash, status, body)
+
+        return await self._tx(fn)
+
+    async def transactions(
+        self, user: UserId, limit: int, before: int | None
+    ) -> list[TransactionRow]:
+        rows = await self._read(
+            "SELECT t.id, t.kind, e.account_id, e.amount, t.at_ms, t.room_id, t.gift_id,"
+            " t.count, t.user_id, t.counterparty_id, t.package_id, t.price_cents, t.currency,"
+            " e.balance_after"
+            " FROM entries e JOIN transfers t ON t.id = e.transfer_id"
+            " WHERE e.account_id IN (?, ?) AND e.transfer_id < ?"
+            " ORDER BY e.transfer_id DESC, e.account_id LIMIT ?",
+            (coin_account(user), diamond_account(user), before or 2**62, limit + 1),
+        )
+        names = await self._names({r[8] for r in rows} | {r[9] for r in rows if r[9]})
+        items: list[TransactionRow] = []
+        for r in rows:
+            is_coin = r[2] == coin_account(user)
+            kind = r[1]
+            other: int | None = None
+            if kind == TransferKind.GIFT.value:
+                kind = "gift_sent" if is_coin else "gift_received"
+                other = r[9] if is_coin else r[8]
+            items.append(
+                TransactionRow(
+                    id=TransferId(r[0]),
+                    kind=kind,
+                    coins=r[3] if is_coin else 0,
+                    diamonds=0 if is_coin else r[3],
+                    at_ms=r[4],
+                    room=r[5],
+                    gift_id=r[6],
+                    count=r[7],
+                    counterparty=UserId(other) if other else None,
+                    counterparty_name=names.get(other) if other else None,
+                    package_id=r[10],
+                    price_cents=r[11],
+                    currency=r[12],
+                    coins_after=r[13] if is_coin else None,
+                    diamonds_after=None if is_coin else r[13],
+                )
+            )
+        return items
+
+    async def _names(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = await self._read(f"SELECT id, name FROM users WHERE id IN ({marks})", tuple(ids))
+        return {r[0]: r[1] for r in rows}
+
+    async def find_gift(self, sender: UserId, request_id: str) -> GiftOk | None:
+        rows = await self._read(
+            "SELECT seq, coins_after, coins_spent, diamonds FROM gift_requests"
+            " WHERE sender_id = ? AND request_id = ?",
+            (sender, request_id),
+        )
+        return GiftOk(*rows[0]) if rows else None
+
+    async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:
+        return await self._tx(lambda conn: _write_batch(conn, commands, planner))
+
+    # --- rooms --------------------------------------------------------------------------
+
+    async def create_room(
+        self, host: UserId, title: str, now_ms: int, live_rooms_max: int
+    ) -> RoomRow | None:
+        def fn(conn: sqlite3.Connection) -> RoomRow | None:
+            (live,) = conn.execute(
+                "SELECT count(*) FROM rooms WHERE host_id = ? AND status = 'live'", (host,)
+            ).fetchone()
+            if live >= live_rooms_max:
+                return None
+            cur = conn.execute(
+                "INSERT INTO rooms (host_id, title, status, started_ms) VALUES (?, ?, 'live', ?)",
+                (host, title, now_ms),
+            )
+            row = conn.execute(
+                f"SELECT {_ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.host_id"
+                " WHERE r.id = ?",
+                (cur.lastrowid,),
+            ).fetchone()
+            return _room(row)
+
+        return await self._tx(fn)
+
+    async def get_room(self, room: RoomId) -> RoomRow | None:
+        rows = await self._read(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.host_id WHERE r.id = ?",
+            (room,),
+        )
+        return _room(rows[0]) if rows else None
+
+    async def live_rooms(self, limit: int) -> list[RoomRow]:
+        rows = await self._read(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.host_id"
+            " WHERE r.status = 'live' ORDER BY r.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_room(r) for r in rows]
+
+    async def bump_overlay_version(self, room: RoomId) -> int:
+        def fn(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "UPDATE rooms SET overlay_version = overlay_version + 1 WHERE id = ?"
+                " RETURNING overlay_version",
+                (room,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._tx(fn)
+
+    async def load_book(self, room: RoomId, streak_window_ms: int) -> RoomBook | None:
+        found = await self.get_room(room)
+        if found is None:
+            return None
+        book = RoomBook(
+            room=room,
+            host=found.host,
+            status=found.status,
+            seq=found.seq,
+            streak_window_ms=streak_window_ms,
+        )
+        for uid, name, coins in await self._read(
+            "SELECT user_id, name, coins FROM room_gifters WHERE room_id = ? ORDER BY first_seq",
+            (room,),
+        ):
+            book.spent[UserId(uid)] = coins
+            book.names[UserId(uid)] = name
+        if found.goal_title is not None and found.goal_coins is not None:
+            book.goal = Goal(found.goal_title, found.goal_coins, found.goal_progress)
+        await self._load_streaks(book)
+        return book
+
+    async def _load_streaks(self, book: RoomBook) -> None:
+        """Open streaks: each sender's latest gift that carries a streak not yet ended."""
+        rows = await self._read(
+            "SELECT e.sender_id, e.streak_id, e.streak_total, e.at_ms, e.body FROM room_events e"
+            " WHERE e.room_id = ? AND e.kind = 'gift' AND e.streak_id IS NOT NULL"
+            " AND e.seq = (SELECT max(seq) FROM room_events x WHERE x.room_id = e.room_id"
+            "              AND x.sender_id = e.sender_id AND x.kind IN ('gift', 'streak_end'))",
+            (book.room,),
+        )
+        for sender, streak_id, total, at_ms, body in rows:
+            doc = orjson.loads(body)
+            g = doc["gift"]
+            gift = Gift(g["id"], g["name"], g["coins"], True, g["animation"])
+            book.streaks[UserId(sender)] = Streak(
+                streak_id, UserId(sender), doc["sender"]["name"], gift, total, at_ms
+            )
+
+    async def events_after(self, room: RoomId, since: int, limit: int) -> list[bytes] | None:
+        rows = await self._read(
+            "SELECT seq, body FROM room_events WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (room, since, limit),
+        )
+        if rows and rows[0][0] != since + 1:
+            return None  # the oldest kept event is past since+1: pruned history
+        if not rows:
+            (latest,) = (await self._read("SELECT seq FROM rooms WHERE id = ?", (room,)))[0]
+            if latest > since:
+                return None
+        return [bytes(r[1]) for r in rows]
+
+    async def prune_events(self, room: RoomId, keep: int) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM room_events WHERE room_id = ?"
+                " AND seq <= (SELECT seq FROM rooms WHERE id = ?) - ?",
+                (room, room, keep),
+            )
+
+        await self._tx(fn)
+
+    # --- audit --------------------------------------------------------------------------
+
+    async def audit_input(self) -> AuditInput:
+        def fn(conn: sqlite3.Connection) -> AuditInput:
+            sums = dict(
+                conn.execute("SELECT account_id, sum(amount) FROM entries GROUP BY account_id")
+            )
+            stored = dict(conn.execute("SELECT id, balance FROM accounts"))
+            unbalanced = conn.execute(
+                "SELECT e.transfer_id, a.asset, sum(e.amount) FROM entries e"
+                " JOIN accounts a ON a.id = e.account_id"
+                " GROUP BY e.transfer_id, a.asset HAVING sum(e.amount) != 0"
+            ).fetchall()
+            (transfers,) = conn.execute("SELECT count(*) FROM transfers").fetchone()
+            (entries,) = conn.execute("SELECT count(*) FROM entries").fetchone()
+            return AuditInput(sums, stored, unbalanced, transfers, entries)
+
+        # A read, but run as one transaction so every figure comes from the same snapshot.
+        return await self._tx(fn)
+
+
+# --- synchronous helpers, run on the writer thread inside a transaction ----------------
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    version = 0
+    if has_meta:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this server ({len(MIGRATIONS)})"
+        )
+    for step in MIGRATIONS[version:]:
+        for statement in step.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(len(MIGRATIONS)),),
+    )
+
+
+def _add(conn: sqlite3.Connection, account: int, amount: int) -> int:
+    row = conn.execute(
+        "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance",
+        (amount, account),
+    ).fetchone()
+    if row is None:
+        raise RuntimeError(f"account {account} does not exist")
+    return int(row[0])
+
+
+def _write_batch(
+    conn: sqlite3.Connection, commands: Sequence[Command], planner: BatchPlanner
+) -> BatchResult:
+    result = BatchResult(outcomes=[])
+    entries: list[tuple[int, int, int, int | None]] = []
+    requests: list[tuple[Any, ...]] = []
+    seen: dict[tuple[int, str], GiftOk] = {}
+    spent_total = 0
+    diamonds_total = 0
+    gifters: dict[tuple[int, int], list[Any]] = {}
+    touched: set[RoomId] = set()
+    events: list[RoomEvent] = []
+
+    for command in commands:
+        if isinstance(command, RoomCommand):
+            book = planner.book_for_batch(command.room)
+            if command.action is RoomAction.EXPIRE_STREAKS:
+                made = book.expire_streaks(command.at_ms)
+            elif command.action is RoomAction.END:
+                made = book.end(command.at_ms)
+            else:
+                book.set_goal(command.goal_title, command.goal_coins)
+                made = []
+            events.extend(made)
+            touched.add(command.room)
+            result.outcomes.append(
+                RoomDone(changed=bool(made) or command.action is RoomAction.SET_GOAL)
+            )
+            continue
+
+        key = (command.sender, command.request_id)
+        earlier = seen.get(key)
+        if earlier is None:
+            row = conn.execute(
+                "SELECT seq, coins_after, coins_spent, diamonds FROM gift_requests"
+                " WHERE sender_id = ? AND request_id = ?",
+                key,
+            ).fetchone()
+            earlier = GiftOk(*row) if row else None
+        if earlier is not None:
+            result.outcomes.append(GiftAccepted(earlier, duplicate=True))
+            continue
+        book = planner.book_for_batch(command.room)
+        refusal = book.refuse_gift(command.sender)
+        if refusal is not None:
+            result.outcomes.append(GiftRefused(refusal))
+            continue
+        row = conn.execute(
+            "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?"
+            " RETURNING balance",
+            (command.coins, coin_account(command.sender), command.coins),
+        ).fetchone()
+        if row is None:
+            (have,) = conn.execute(
+                "SELECT balance FROM accounts WHERE id = ?", (coin_account(command.sender),)
+            ).fetchone()
+            result.outcomes.append(
+                GiftRefused(
+                    Refusal(
+                        Code.INSUFFICIENT_COINS,
+                        f"not enough coins: this gift costs {command.coins}, you have {have}",
+                    )
+                )
+            )
+            continue
+        coins_after = int(row[0])
+        host_after = _add(conn, diamond_account(command.host), command.diamonds)
+        cur = conn.execute(
+            "INSERT INTO transfers (kind, at_ms, user_id, counterparty_id, room_id, gift_id, count)"
+            " VALUES ('gift', ?, ?, ?, ?, ?, ?)",
+            (
+                command.at_ms,
+                command.sender,
+                command.host,
+                command.room,
+                command.gift.id,
+                command.count,
+            ),
+        )
+        transfer = int(cur.lastrowid or 0)
+        entries.append((coin_account(command.sender), transfer, -command.coins, coins_after))
+        entries.append((int(SystemAccount.COINS_SPENT), transfer, command.coins, None))
+        entries.append((int(SystemAccount.DIAMONDS_ISSUED), transfer, -command.diamonds, None))
+        entries.append((diamond_account(command.host), transfer, command.diamonds, host_after))
+        spent_total += command.coins
+        diamonds_total += command.diamonds
+
+        made = book.apply_gift(
+            command.sender,
+            command.sender_name,
+            command.gift,
+            command.count,
+            command.diamonds,
+            command.at_ms,
+        )
+        events.extend(made)
+        touched.add(command.room)
+        gift_seq = made[-1].seq
+        ok = GiftOk(gift_seq, coins_after, command.coins, command.diamonds)
+        seen[key] = ok
+        requests.append(
+            (
+                command.sender,
+                command.request_id,
+                command.room,
+                gift_seq,
+                transfer,
+                coins_after,
+                command.coins,
+                command.diamonds,
+            )
+        )
+        slot = gifters.setdefault(
+            (command.room, command.sender), [command.sender_name, 0, gift_seq]
+        )
+        slot[1] += command.coins
+        result.outcomes.append(GiftAccepted(ok))
+
+    if entries:
+        conn.executemany(
+            "INSERT INTO entries (account_id, transfer_id, amount, balance_after)"
+            " VALUES (?, ?, ?, ?)",
+            entries,
+        )
+        _add(conn, SystemAccount.COINS_SPENT, spent_total)
+        _add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)
+    if requests:
+        conn.executemany(
+            "INSERT INTO gift_requests (sender_id, request_id, room_id, seq, transfer_id,"
+            " coins_after, coins_spent, diamonds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            requests,
+        )
+    if gifters:
+        conn.executemany(
+            "INSERT INTO room_gifters (room_id, user_id, name, coins, first_seq)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id)"
+            " DO UPDATE SET coins = coins + excluded.coins",
+            [(room, uid, v[0], v[1], v[2]) for (room, uid), v in gifters.items()],
+        )
+    if events:
+        rows = []
+        for event in events:
+            body = planner.encode(event)
+            result.events.append((event, body))
+            rows.append(
+                (
+                    event.room,
+                    event.seq,
+                    event.kind.value,
+                    event.at_ms,
+                    event.sender,
+                    event.gift.id if event.gift else None,
+                    event.streak.id if event.streak and event.kind is EventKind.GIFT else None,
+                    event.streak.total if event.streak and event.kind is EventKind.GIFT else None,
+                    body,
+                )
+            )
+        conn.executemany(
+            "INSERT INTO room_events (room_id, seq, kind, at_ms, sender_id, gift_id, streak_id,"
+            " streak_total, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    for room in touched:
+        book = planner.book_for_batch(room)
+        goal = book.goal
+        conn.execute(
+            "UPDATE rooms SET seq = ?, status = ?,"
+            " ended_ms = CASE WHEN ? = 'ended' THEN coalesce(ended_ms, ?) END,"
+            " goal_title = ?, goal_coins = ?, goal_progress = ? WHERE id = ?",
+            (
+                book.seq,
+                book.status.value,
+                book.status.value,
+                max((e.at_ms for e in events if e.room == room), default=0),
+                goal.title if goal else None,
+                goal.coins if goal else None,
+                goal.progress if goal else 0,
+                room,
+            ),
+        )
+    return result

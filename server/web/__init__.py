@@ -1,0 +1,1 @@
+"""The only package that imports starlette: app factory, HTTP routes, WebSocket endpoints, hub."""

@@ -1,0 +1,76 @@
+"""The ASGI app factory. `create_app(settings)` wires the runtime in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from server.config import Settings
+from server.domain.errors import Code
+from server.services.clock import Clock, system_clock
+from server.services.payments import PaymentProvider
+from server.web.http_util import refused
+from server.web.routes import ROUTES
+from server.web.runtime import Runtime
+from server.web.ws import WS_ROUTES
+
+CLIENT_DIR = Path(__file__).resolve().parent.parent.parent / "client_demo"
+
+
+async def _page(name: str) -> Response:
+    path = CLIENT_DIR / name
+    if not path.is_file():
+        return refused(Code.NOT_FOUND, f"{name} is not installed with this server")
+    return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+async def index(request: Request) -> Response:
+    return await _page("index.html")
+
+
+async def overlay(request: Request) -> Response:
+    return await _page("overlay.html")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return refused(Code.NOT_FOUND, f"no route for {request.method} {request.url.path}")
+    if exc.status_code == 405:
+        return refused(Code.INVALID, f"{request.method} is not allowed on {request.url.path}", 405)
+    return refused(Code.INVALID, str(exc.detail), exc.status_code)
+
+
+def create_app(
+    settings: Settings, clock: Clock = system_clock, provider: PaymentProvider | None = None
+) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings, clock, provider)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    routes: list[Route | Mount] = [
+        Route("/", index, methods=["GET"]),
+        Route("/overlay", overlay, methods=["GET"]),
+        *ROUTES,
+        *WS_ROUTES,  # type: ignore[list-item]
+    ]
+    if CLIENT_DIR.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=CLIENT_DIR), name="static"))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )

@@ -1,0 +1,357 @@
+"""The room hub: which sockets are in which room, and getting frames to them.
+
+Each socket (`Conn`) has a bounded outbox and one writer task; nothing else ever writes to
+it. A room's events are coalesced for up to `fanout_flush_ms` (the first event after a quiet
+spell goes out at once), encoded once as one frame (a `batch` when there are several), and
+the same `str` is appended to every outbox of the room without waiting. A socket whose outbox
+is full is closed with 1013 at once; it resumes with `since`. One slow or dead viewer never
+delays anyone else.
+
+Connection states: JOINING (welcome and replay go first; live frames are held) -> LIVE ->
+CLOSING (writer drains, then closes with the chosen code) -> CLOSED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, deque
+from enum import StrEnum
+from typing import TypeVar
+
+from starlette.websockets import WebSocket
+
+from server.config import Settings
+from server.domain.money import RoomId, UserId
+from server.protocol.messages import dumps, encode_batch
+from server.pubsub.base import Broker
+from server.services.gifting import Published
+
+log = logging.getLogger("giftcast.hub")
+K = TypeVar("K")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHORIZED = 4401
+
+
+class ConnKind(StrEnum):
+    VIEWER = "viewer"
+    HOST = "host"
+    OVERLAY = "overlay"
+
+
+class ConnState(StrEnum):
+    JOINING = "joining"
+    LIVE = "live"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class Conn:
+    __slots__ = (
+        "_waiter",
+        "client_ip",
+        "close_code",
+        "close_reason",
+        "held",
+        "kind",
+        "outbox",
+        "outbox_max",
+        "overlay_version",
+        "room",
+        "state",
+        "user",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        room: RoomId,
+        kind: ConnKind,
+        user: UserId | None,
+        client_ip: str,
+        outbox_max: int,
+        overlay_version: int = 0,
+    ) -> None:
+        self.ws = ws
+        self.room = room
+        self.kind = kind
+        self.user = user
+        self.client_ip = client_ip
+        self.outbox: deque[str] = deque()
+        self.outbox_max = outbox_max
+        self.held: list[str] | None = []
+        self.state = ConnState.JOINING
+        self.close_code = CLOSE_NORMAL
+        self.close_reason = ""
+        self.overlay_version = overlay_version
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def send_first(self, text: str) -> None:
+        """Welcome and replay: straight into the outbox, ahead of held live frames."""
+        self.outbox.append(text)
+        self._wake()
+
+    def push(self, text: str) -> None:
+        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
+            return
+        if self.held is not None:
+            self.held.append(text)
+            if len(self.held) > self.outbox_max:
+                self.abort(CLOSE_TRY_AGAIN_LATER, "too far behind; reconnect with since")
+            return
+        if len(self.outbox) >= self.outbox_max:
+            self.abort(CLOSE_TRY_AGAIN_LATER, "too far behind; reconnect with since")
+            return
+        self.outbox.append(text)
+        self._wake()
+
+    def go_live(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            if self.state is ConnState.JOINING:
+                self.state = ConnState.LIVE
+            for text in held:
+                self.push(text)
+
+    def close_after_drain(self, code: int, reason: str = "") -> None:
+        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
+            return
+        self.go_live()
+        self.state = ConnState.CLOSING
+        self.close_code, self.close_reason = code, reason
+        self._wake()
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close now, dropping whatever is queued (a slow consumer, a revoked token)."""
+        if self.state is ConnState.CLOSED:
+            return
+        self.outbox.clear()
+        self.held = None
+        self.state = ConnState.CLOSING
+        self.close_code, self.close_reason = code, reason
+        self._wake()
+
+    async def run_writer(self) -> None:
+        """The only code that writes to this socket."""
+        send = self.ws.send
+        outbox = self.outbox
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if outbox:
+                    await send({"type": "websocket.send", "text": outbox.popleft()})
+                    continue
+                if self.state is ConnState.CLOSING:
+                    break
+                self._waiter = loop.create_future()
+                await self._waiter
+                self._waiter = None
+            with contextlib.suppress(Exception):
+                await self.ws.close(self.close_code, self.close_reason)
+        except Exception:
+            pass  # the peer went away; the reader sees the disconnect and cleans up
+        finally:
+            self.state = ConnState.CLOSED
+
+
+class RoomChannel:
+    __slots__ = (
+        "conns",
+        "ending",
+        "flush_handle",
+        "last_flush",
+        "last_seq",
+        "last_viewers",
+        "pending",
+        "room",
+        "viewers",
+        "viewers_due",
+        "viewers_handle",
+    )
+
+    def __init__(self, room: RoomId, last_seq: int) -> None:
+        self.room = room
+        self.conns: set[Conn] = set()
+        self.pending: list[bytes] = []
+        self.last_seq = last_seq
+        self.ending = False
+        self.flush_handle: asyncio.Handle | None = None
+        self.last_flush = 0.0
+        self.viewers: Counter[UserId] = Counter()
+        self.last_viewers = 0
+        self.viewers_due = 0.0
+        self.viewers_handle: asyncio.Handle | None = None
+
+
+def envelope(published: Published) -> bytes:
+    flag = b"e" if published.ends_room else b"-"
+    return b"%d|%s|" % (published.seq, flag) + published.frame
+
+
+class Hub:
+    def __init__(self, settings: Settings, broker: Broker) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.rooms: dict[RoomId, RoomChannel] = {}
+        self.by_user: Counter[UserId] = Counter()
+        self.by_ip: Counter[str] = Counter()
+        self.flush_s = settings.fanout_flush_ms / 1000
+        self.update_s = settings.room_update_interval_ms / 1000
+        self.frames_sent = 0
+
+    async def start(self) -> None:
+        await self.broker.start(self.deliver)
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def publish(self, published: Published) -> None:
+        """Called by the gift writer after each commit; never waits."""
+        self.broker.publish(published.room, envelope(published))
+
+    def deliver(self, room: RoomId, message: bytes) -> None:
+        channel = self.rooms.get(room)
+        if channel is None:
+            return
+        seq_raw, flag, frame = message.split(b"|", 2)
+        seq = int(seq_raw)
+        if seq:
+            if seq <= channel.last_seq:
+                return  # already delivered (a broker may repeat itself)
+            channel.last_seq = seq
+        channel.pending.append(frame)
+        if flag == b"e":
+            channel.ending = True
+        self._schedule_flush(channel)
+
+    def _schedule_flush(self, channel: RoomChannel) -> None:
+        if channel.flush_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        at = max(loop.time(), channel.last_flush + self.flush_s)
+        channel.flush_handle = loop.call_at(at, self._flush, channel)
+
+    def _flush(self, channel: RoomChannel) -> None:
+        if channel.flush_handle is not None:
+            channel.flush_handle.cancel()
+            channel.flush_handle = None
+        channel.last_flush = asyncio.get_running_loop().time()
+        pending, channel.pending = channel.pending, []
+        if pending:
+            limit = self.settings.batch_events_per_frame_max
+            for start in range(0, len(pending), limit):
+                chunk = pending[start : start + limit]
+                frame = chunk[0] if len(chunk) == 1 else encode_batch(chunk)
+                text = frame.decode()
+                for conn in channel.conns:
+                    conn.push(text)
+                self.frames_sent += len(channel.conns)
+        if channel.ending:
+            for conn in list(channel.conns):
+                conn.close_after_drain(CLOSE_NORMAL, "the live has ended")
+
+    # --- membership ---------------------------------------------------------------------
+
+    def admit(self, user: UserId | None, client_ip: str, room: RoomId, kind: ConnKind) -> str:
+        """Empty when the caps allow one more socket, else why not."""
+        s = self.settings
+        if user is not None and self.by_user[user] >= s.connections_per_user_max:
+            return f"at most {s.connections_per_user_max} connections per user"
+        if self.by_ip[client_ip] >= s.connections_per_ip_max:
+            return f"at most {s.connections_per_ip_max} connections per address"
+        channel = self.rooms.get(room)
+        full = channel is not None and len(channel.conns) >= s.viewers_per_room_max
+        if kind is ConnKind.VIEWER and full:
+            return f"this room is full ({s.viewers_per_room_max} viewers)"
+        return ""
+
+    async def join(self, conn: Conn, published_seq: int) -> int:
+        """Add a socket to its room; returns the seq its welcome stands at.
+
+        Pending events are flushed first, so the new socket gets exactly the events numbered
+        after the returned seq as live frames (held until its replay is sent)."""
+        channel = self.rooms.get(conn.room)
+        if channel is None:
+            channel = RoomChannel(conn.room, published_seq)
+            self.rooms[conn.room] = channel
+            await self.broker.subscribe(conn.room)
+        else:
+            self._flush(channel)
+        channel.conns.add(conn)
+        if conn.user is not None:
+            self.by_user[conn.user] += 1
+        self.by_ip[conn.client_ip] += 1
+        if conn.kind is ConnKind.VIEWER and conn.user is not None:
+            channel.viewers[conn.user] += 1
+            self._viewers_changed(channel)
+        return channel.last_seq
+
+    async def leave(self, conn: Conn) -> None:
+        channel = self.rooms.get(conn.room)
+        if conn.user is not None:
+            _decrement(self.by_user, conn.user)
+        _decrement(self.by_ip, conn.client_ip)
+        if channel is None or conn not in channel.conns:
+            return
+        channel.conns.discard(conn)
+        if conn.kind is ConnKind.VIEWER and conn.user is not None:
+            _decrement(channel.viewers, conn.user)
+            self._viewers_changed(channel)
+        if not channel.conns:
+            for handle in (channel.flush_handle, channel.viewers_handle):
+                if handle is not None:
+                    handle.cancel()
+            del self.rooms[conn.room]
+            await self.broker.unsubscribe(conn.room)
+
+    def viewer_count(self, room: RoomId) -> int:
+        channel = self.rooms.get(room)
+        return len(channel.viewers) if channel is not None else 0
+
+    def _viewers_changed(self, channel: RoomChannel) -> None:
+        if channel.viewers_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        at = max(loop.time(), channel.viewers_due)
+        channel.viewers_handle = loop.call_at(at, self._send_viewers, channel)
+
+    def _send_viewers(self, channel: RoomChannel) -> None:
+        channel.viewers_handle = None
+        count = len(channel.viewers)
+        if count == channel.last_viewers or self.rooms.get(channel.room) is not channel:
+            return
+        channel.last_viewers = count
+        channel.viewers_due = asyncio.get_running_loop().time() + self.update_s
+        channel.pending.append(dumps({"type": "viewers", "count": count}))
+        self._schedule_flush(channel)
+
+    def close_overlays(self, room: RoomId, older_than_version: int) -> None:
+        channel = self.rooms.get(room)
+        if channel is None:
+            return
+        for conn in list(channel.conns):
+            if conn.kind is ConnKind.OVERLAY and conn.overlay_version < older_than_version:
+                conn.abort(CLOSE_UNAUTHORIZED, "this overlay token was replaced")
+
+    def close_all(self, code: int, reason: str) -> list[Conn]:
+        conns = [conn for channel in self.rooms.values() for conn in channel.conns]
+        for channel in self.rooms.values():
+            self._flush(channel)
+        for conn in conns:
+            conn.close_after_drain(code, reason)
+        return conns
+
+
+def _decrement(counter: Counter[K], key: K) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
