@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 from collections.abc import Generator
 
@@ -90,8 +91,29 @@ class GiftcastServer(uvicorn.Server):
         try:
             if runtime is not None:
                 await runtime.drain()
+                await self._await_close_handshakes(self.settings.close_grace_ms / 1000)
         finally:
             self.should_exit = True
+
+    async def _await_close_handshakes(self, grace_s: float) -> None:
+        """Let each client answer our close frame before uvicorn drops its transport.
+
+        uvicorn closes the TCP connection at once on shutdown when a close frame was sent; a
+        client still sending then gets a reset and never sees the 1001. Bounded by `grace_s`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while loop.time() < deadline:
+            sockets = [
+                c
+                for c in self.server_state.connections
+                if getattr(c, "scope", {}).get("type") == "websocket"
+                and getattr(c, "transport", None) is not None
+                and not c.transport.is_closing()  # type: ignore[attr-defined]
+            ]
+            if not sockets:
+                return
+            await asyncio.sleep(0.02)
 
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         await super().startup(sockets)  # type: ignore[arg-type]
@@ -119,11 +141,26 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
+class RedactTokens(logging.Filter):
+    """Tokens never reach a log: uvicorn logs WebSocket paths with their `?token=...`."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message.lower():
+            record.msg = self.PATTERN.sub(r"\1[redacted]", message)
+            record.args = None
+        return True
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
 
 
 def serve(settings: Settings) -> int:

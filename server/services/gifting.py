@@ -128,7 +128,8 @@ class GiftService:
                 raise
             finally:
                 del self._loading[room]
-            if loaded is not None:
+            if loaded is not None and loaded.status is RoomStatus.LIVE:
+                # Only live rooms stay in memory; an ended room's book is read and let go.
                 self._books[room] = loaded
                 self._published_seq[room] = loaded.seq
                 self._tops[room] = loaded.top(self.settings.leaderboard_size)
@@ -242,12 +243,14 @@ class GiftService:
         answer: asyncio.Future[GiftAnswer],
     ) -> None:
         async def check() -> None:
+            earlier: GiftOk | None = None
             try:
                 earlier = await self.store.find_gift(caller.id, request.id)
-            except StoreError:
-                earlier = None
-            if not answer.done():
-                answer.set_result(GiftAccepted(earlier, True) if earlier else refusal)
+            except Exception as exc:  # a closing or failing store: the refusal still answers
+                log.warning("duplicate check failed: %s", exc)
+            finally:
+                if not answer.done():
+                    answer.set_result(GiftAccepted(earlier, True) if earlier else refusal)
 
         task = asyncio.get_running_loop().create_task(check())
         task.add_done_callback(_loud)

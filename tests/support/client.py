@@ -163,5 +163,5 @@ class Socket:
         except Exception:
             pass
         await asyncio.wait_for(self.ws.wait_closed(), timeout)
-        rcvd = self.ws.close_rcvd
+        rcvd = self.ws.protocol.close_rcvd
         return (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
