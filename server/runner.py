@@ -109,7 +109,7 @@ class GiftcastServer(uvicorn.Server):
                 for c in self.server_state.connections
                 if getattr(c, "scope", {}).get("type") == "websocket"
                 and getattr(c, "transport", None) is not None
-                and not c.transport.is_closing()  # type: ignore[attr-defined]
+                and not c.transport.is_closing()
             ]
             if not sockets:
                 return
