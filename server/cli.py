@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"giftcast: {exc}", file=sys.stderr)
         return 2
-    from server.runner import serve as run
+    from server.web.runner import serve as run
 
     return run(settings)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ANIMATION_TIERS = ("small", "medium", "large", "epic")
-_ID = re.compile(r"^[a-z0-9_]{1,32}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_ID = re.compile(r"[a-z0-9_]{1,32}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class CatalogError(ValueError):
@@ -58,7 +58,7 @@ def _int(entry: Mapping[str, Any], key: str, where: str, low: int, high: int) ->
 
 def _id(entry: Mapping[str, Any], where: str, seen: set[str]) -> str:
     value = entry.get("id")
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise CatalogError(f"{where}: id must match {_ID.pattern}, got {value!r}")
     if value in seen:
         raise CatalogError(f"{where}: duplicate id {value!r}")
@@ -70,7 +70,7 @@ def parse_catalog(doc: Any) -> Catalog:
     if not isinstance(doc, dict):
         raise CatalogError("catalog: the document must be an object")
     currency = doc.get("currency", "USD")
-    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
         raise CatalogError(f"catalog: currency must be a 3-letter code, got {currency!r}")
     raw_gifts, raw_packages = doc.get("gifts"), doc.get("packages")
     if not isinstance(raw_gifts, list) or not raw_gifts:

@@ -23,7 +23,9 @@ class TokenBucket:
             self.milli_tokens, self.updated_ms = self.burst * 1000, now_ms
         elapsed = max(0, now_ms - self.updated_ms)
         self.milli_tokens = min(self.burst * 1000, self.milli_tokens + elapsed * self.rate_per_s)
-        self.updated_ms = now_ms
+        # A wall clock may step back: time never runs backwards for the bucket, so a step
+        # back cannot grant the burst again.
+        self.updated_ms = max(self.updated_ms, now_ms)
         if self.milli_tokens >= 1000:
             self.milli_tokens -= 1000
             return 0

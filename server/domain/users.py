@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from server.domain.errors import Code, Refusal
 from server.domain.money import UserId
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 ADULT_AGE_YEARS = 18
 OLDEST_BIRTH_YEAR = 1900
 
@@ -32,13 +33,13 @@ def age_on(birthdate: dt.date, today: dt.date) -> int:
 
 
 def check_name(name: object) -> str | Refusal:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         return Refusal(Code.INVALID, "name must be 1-32 characters of A-Z a-z 0-9 _ . -")
     return name
 
 
 def parse_birthdate(value: object, today: dt.date) -> dt.date | Refusal:
-    if not isinstance(value, str) or len(value) != 10:
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
         return Refusal(Code.INVALID, "birthdate must be a date written YYYY-MM-DD")
     try:
         born = dt.date.fromisoformat(value)

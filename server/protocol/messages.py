@@ -55,8 +55,15 @@ def _request_id(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def _size_bytes(frame: str | bytes, limit: int) -> int:
+    """The frame's UTF-8 size; a str is only encoded when its length leaves doubt."""
+    if isinstance(frame, bytes) or len(frame) > limit or len(frame) * 4 <= limit:
+        return len(frame)
+    return len(frame.encode("utf-8", "surrogatepass"))
+
+
 def decode_client(frame: str | bytes, frame_bytes_max: int) -> ClientMessage:
-    if len(frame) > frame_bytes_max:
+    if _size_bytes(frame, frame_bytes_max) > frame_bytes_max:
         return Invalid(f"message is larger than {frame_bytes_max} bytes")
     try:
         doc = orjson.loads(frame)
@@ -80,7 +87,7 @@ def decode_client(frame: str | bytes, frame_bytes_max: int) -> ClientMessage:
     gift_id = doc.get("gift_id")
     if not isinstance(gift_id, str) or not 1 <= len(gift_id) <= GIFT_ID_CHARS_MAX:
         return Invalid('gift needs a "gift_id": a catalog gift id string', request_id)
-    count = doc.get("count", 1)
+    count = doc.get("count")
     if type(count) is not int or not 1 <= count <= COUNT_MAX:
         return Invalid(f'"count" must be an integer from 1 to {COUNT_MAX}', request_id)
     return GiftRequest(request_id, gift_id, count)

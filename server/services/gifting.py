@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from server.config import Settings
 from server.domain.catalog import Catalog
@@ -44,6 +45,7 @@ from server.storage.base import (
     Outcome,
     RoomAction,
     RoomCommand,
+    RoomDone,
     StoreError,
 )
 
@@ -62,6 +64,8 @@ class Published:
 
 Publish = Callable[[Published], None]
 GiftAnswer = GiftAccepted | Refusal
+Reply = Callable[[GiftAnswer], None]
+OnOutcome = Callable[[Outcome], None]
 
 
 class GiftService:
@@ -90,7 +94,8 @@ class GiftService:
         self._events_since_prune: dict[RoomId, int] = {}
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
         self._expiry_queued: set[RoomId] = set()
-        self._queue: deque[tuple[Command, asyncio.Future[Outcome]]] = deque()
+        self._queue: deque[tuple[Command, OnOutcome]] = deque()
+        self._checks: set[asyncio.Task[None]] = set()  # duplicate checks still to answer
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._accepting = True
@@ -108,6 +113,8 @@ class GiftService:
         self._wake.set()
         if self._task is not None:
             await self._task
+        while self._checks:
+            await asyncio.gather(*list(self._checks), return_exceptions=True)
 
     # --- reads for the fan-out ----------------------------------------------------------
 
@@ -187,16 +194,13 @@ class GiftService:
             at_ms=self.clock(),
         )
 
-    def submit(
-        self, caller: Caller, request: GiftRequest, room: RoomId
-    ) -> asyncio.Future[GiftAnswer]:
-        """Check and queue a gift; the future resolves once it is committed or refused.
+    def submit(self, caller: Caller, request: GiftRequest, room: RoomId, reply: Reply) -> None:
+        """Check and queue a gift; `reply` is called exactly once, when it is committed or
+        refused (synchronously from the writer, so an answer is never behind a loop hop).
 
         The checks run in the contract's order: a known accepted id first (so a resend
         always gets its first answer), then the rate limit, then the rules.
         """
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[GiftAnswer] = loop.create_future()
         wait_ms = self._rate_limit(caller, self.clock())
         if wait_ms:
             refusal = Refusal(
@@ -205,42 +209,41 @@ class GiftService:
                 f" (bursts of {self.settings.gift_burst}); retry in {wait_ms} ms",
                 retry_after_ms=wait_ms,
             )
-            self._answer_after_dup_check(caller, request, refusal, answer)
+            self._answer_after_dup_check(caller, request, refusal, reply)
         elif room in self._books:
-            self._check_and_queue(caller, request, room, answer)
+            self._check_and_queue(caller, request, room, reply)
         else:
             # The room's book is not in memory (first gift since start, or a failed batch
             # dropped it): load it, then check as usual.
             async def load_then_check() -> None:
                 with contextlib.suppress(StoreError):
                     await self.book(room)
-                self._check_and_queue(caller, request, room, answer)
+                self._check_and_queue(caller, request, room, reply)
 
-            loop.create_task(load_then_check()).add_done_callback(_loud)
-        return answer
+            self._track(load_then_check())
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+        task.add_done_callback(_loud)
 
     def _check_and_queue(
-        self, caller: Caller, request: GiftRequest, room: RoomId, answer: asyncio.Future[GiftAnswer]
+        self, caller: Caller, request: GiftRequest, room: RoomId, reply: Reply
     ) -> None:
         checked = self._rules(caller, request, room)
         if isinstance(checked, Refusal):
-            self._answer_after_dup_check(caller, request, checked, answer)
+            self._answer_after_dup_check(caller, request, checked, reply)
             return
         if not self._accepting or len(self._queue) >= self.settings.gift_queue_max:
             busy = Refusal(Code.UNAVAILABLE, "the server is busy or stopping; resend this gift")
-            self._answer_after_dup_check(caller, request, busy, answer)
+            self._answer_after_dup_check(caller, request, busy, reply)
             return
-        committed: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        committed.add_done_callback(lambda done: _settle(done, answer))
-        self._queue.append((checked, committed))
+        self._queue.append((checked, lambda outcome: reply(_gift_answer(outcome))))
         self._wake.set()
 
     def _answer_after_dup_check(
-        self,
-        caller: Caller,
-        request: GiftRequest,
-        refusal: Refusal,
-        answer: asyncio.Future[GiftAnswer],
+        self, caller: Caller, request: GiftRequest, refusal: Refusal, reply: Reply
     ) -> None:
         async def check() -> None:
             earlier: GiftOk | None = None
@@ -249,22 +252,26 @@ class GiftService:
             except Exception as exc:  # a closing or failing store: the refusal still answers
                 log.warning("duplicate check failed: %s", exc)
             finally:
-                if not answer.done():
-                    answer.set_result(GiftAccepted(earlier, True) if earlier else refusal)
+                reply(GiftAccepted(earlier, True) if earlier else refusal)
 
-        task = asyncio.get_running_loop().create_task(check())
-        task.add_done_callback(_loud)
+        self._track(check())
 
-    async def room_command(self, command: RoomCommand) -> bool:
-        """Queue a room command (end, goal) for the writer; True once committed."""
+    async def room_command(self, command: RoomCommand) -> RoomDone | Refusal:
+        """Queue a room command (end, goal) for the writer; answers once committed.
+
+        `RoomDone(changed=False)`: the room had already ended (an END is then already done)."""
         if not self._accepting:
-            return False
+            return Refusal(Code.UNAVAILABLE, "the server is shutting down; try again shortly")
         await self.book(command.room)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((command, done))
+        self._queue.append((command, done.set_result))
         self._wake.set()
         outcome = await done
-        return not isinstance(outcome, GiftRefused)
+        if isinstance(outcome, GiftRefused):
+            return outcome.refusal
+        if not isinstance(outcome, RoomDone):
+            raise RuntimeError(f"a room command got a gift outcome: {outcome!r}")
+        return outcome
 
     # --- the writer ---------------------------------------------------------------------
 
@@ -282,16 +289,18 @@ class GiftService:
                 await self._commit(batch)
             self._room_updates()
 
-    async def _commit(self, batch: list[tuple[Command, asyncio.Future[Outcome]]]) -> None:
+    async def _commit(self, batch: list[tuple[Command, OnOutcome]]) -> None:
         rooms = {command.room for command, _ in batch}
+        missing: set[RoomId] = set()
         try:
             for room in rooms:
                 await self.book(room)
+            # A room with no book in memory is unknown or has ended (ended books are let go).
             missing = {room for room in rooms if room not in self._books}
             runnable = [(c, f) for c, f in batch if c.room not in missing]
-            for command, future in batch:
-                if command.room in missing and not future.done():
-                    future.set_result(GiftRefused(Refusal(Code.NOT_FOUND, "no such room")))
+            for command, on_outcome in batch:
+                if command.room in missing:
+                    on_outcome(_not_live(command))
             result = await self.store.write_batch([c for c, _ in runnable], self)
         except (StoreError, Exception) as exc:
             # Nothing was written: forget what the books planned and answer every command.
@@ -303,15 +312,16 @@ class GiftService:
                 self._books.pop(room, None)
                 self._expiry_queued.discard(room)
             refusal = GiftRefused(Refusal(Code.UNAVAILABLE, "could not record this now; resend it"))
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(refusal)
+            answered = {id(c) for c, _ in batch if c.room in missing}
+            for command, on_outcome in batch:
+                if id(command) not in answered:
+                    on_outcome(refusal)
             return
         self.batches += 1
         self._after_commit(result, runnable)
 
     def _after_commit(
-        self, result: BatchResult, batch: Sequence[tuple[Command, asyncio.Future[Outcome]]]
+        self, result: BatchResult, batch: Sequence[tuple[Command, OnOutcome]]
     ) -> None:
         now_ms = self.clock()
         for event, frame in result.events:
@@ -323,9 +333,8 @@ class GiftService:
         for command, _ in batch:
             if isinstance(command, RoomCommand) and command.action is RoomAction.EXPIRE_STREAKS:
                 self._expiry_queued.discard(command.room)
-        for (_, future), outcome in zip(batch, result.outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+        for (_, on_outcome), outcome in zip(batch, result.outcomes, strict=True):
+            on_outcome(outcome)
         for room in {command.room for command, _ in batch}:
             book = self._books.get(room)
             if book is None:
@@ -350,8 +359,7 @@ class GiftService:
             if book.streaks and book.expired_streaks(now_ms):
                 self._expiry_queued.add(room)
                 command = RoomCommand(room, RoomAction.EXPIRE_STREAKS, now_ms)
-                done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-                self._queue.append((command, done))
+                self._queue.append((command, _ignore))
 
     def _room_updates(self) -> None:
         """Top and goal frames, at most one of each per room per update interval."""
@@ -406,19 +414,24 @@ def _goal_frame(title: str, coins: int, progress: int) -> bytes:
     return dumps({"type": "goal", "title": title, "coins": coins, "progress": progress})
 
 
-def _settle(done: asyncio.Future[Outcome], answer: asyncio.Future[GiftAnswer]) -> None:
-    if answer.done():
-        return
-    if done.cancelled():
-        answer.set_result(Refusal(Code.UNAVAILABLE, "the server is stopping; resend this gift"))
-        return
-    outcome = done.result()
+def _not_live(command: Command) -> Outcome:
+    if isinstance(command, RoomCommand):
+        return RoomDone(changed=False)
+    return GiftRefused(
+        Refusal(Code.ROOM_NOT_LIVE, "this live has ended; gifts are no longer accepted")
+    )
+
+
+def _gift_answer(outcome: Outcome) -> GiftAnswer:
     if isinstance(outcome, GiftAccepted):
-        answer.set_result(outcome)
-    elif isinstance(outcome, GiftRefused):
-        answer.set_result(outcome.refusal)
-    else:
-        raise RuntimeError(f"a gift got a room outcome: {outcome!r}")
+        return outcome
+    if isinstance(outcome, GiftRefused):
+        return outcome.refusal
+    raise RuntimeError(f"a gift got a room outcome: {outcome!r}")
+
+
+def _ignore(outcome: Outcome) -> None:
+    pass
 
 
 def _loud(task: asyncio.Task[None]) -> None:

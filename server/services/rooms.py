@@ -147,8 +147,8 @@ class RoomService:
             return room
         if room.status is RoomStatus.LIVE:
             done = await self.gifts.room_command(RoomCommand(room.id, RoomAction.END, self.clock()))
-            if not done:
-                return Refusal(Code.UNAVAILABLE, "could not end the live now; try again")
+            if isinstance(done, Refusal):
+                return done
         return {"status": RoomStatus.ENDED.value}
 
     async def set_goal(
@@ -171,8 +171,11 @@ class RoomService:
         command = RoomCommand(
             room.id, RoomAction.SET_GOAL, self.clock(), goal_title=title.strip(), goal_coins=coins
         )
-        if not await self.gifts.room_command(command):
-            return Refusal(Code.UNAVAILABLE, "could not set the goal now; try again")
+        done = await self.gifts.room_command(command)
+        if isinstance(done, Refusal):
+            return done
+        if not done.changed:
+            return Refusal(Code.ROOM_NOT_LIVE, "this live has ended")
         return {"title": title.strip(), "coins": coins, "progress": 0}
 
     async def rotate_overlay(self, caller: Caller, room_id: RoomId) -> dict[str, Any] | Refusal:

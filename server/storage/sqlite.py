@@ -388,9 +388,10 @@ class SqliteStore:
         if rows and rows[0][0] != since + 1:
             return None  # the oldest kept event is past since+1: pruned history
         if not rows:
-            (latest,) = (await self._read("SELECT seq FROM rooms WHERE id = ?", (room,)))[0]
-            if latest > since:
-                return None
+            found = await self._read("SELECT seq FROM rooms WHERE id = ?", (room,))
+            latest = found[0][0] if found else 0
+            if latest != since:
+                return None  # pruned past since, or since is ahead of the room
         return [bytes(r[1]) for r in rows]
 
     async def prune_events(self, room: RoomId, keep: int) -> None:
@@ -476,18 +477,20 @@ def _write_batch(
     for command in commands:
         if isinstance(command, RoomCommand):
             book = planner.book_for_batch(command.room)
+            changed = True
             if command.action is RoomAction.EXPIRE_STREAKS:
                 made = book.expire_streaks(command.at_ms)
             elif command.action is RoomAction.END:
                 made = book.end(command.at_ms)
+                changed = bool(made)
             else:
-                book.set_goal(command.goal_title, command.goal_coins)
                 made = []
+                changed = book.status is RoomStatus.LIVE
+                if changed:
+                    book.set_goal(command.goal_title, command.goal_coins)
             events.extend(made)
             touched.add(command.room)
-            result.outcomes.append(
-                RoomDone(changed=bool(made) or command.action is RoomAction.SET_GOAL)
-            )
+            result.outcomes.append(RoomDone(changed=changed))
             continue
 
         key = (command.sender, command.request_id)

@@ -45,7 +45,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return refused(Code.NOT_FOUND, f"no route for {request.method} {request.url.path}")
     if exc.status_code == 405:
-        return refused(Code.INVALID, f"{request.method} is not allowed on {request.url.path}", 405)
+        allow = (exc.headers or {}).get("Allow", "")
+        response = refused(
+            Code.INVALID,
+            f"{request.method} is not allowed on {request.url.path}; use {allow or 'another'}",
+            405,
+        )
+        if allow:
+            response.headers["Allow"] = allow
+        return response
     return refused(Code.INVALID, str(exc.detail), exc.status_code)
 
 

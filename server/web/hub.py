@@ -53,6 +53,7 @@ class ConnState(StrEnum):
 class Conn:
     __slots__ = (
         "_waiter",
+        "aborted",
         "client_ip",
         "close_code",
         "close_reason",
@@ -90,6 +91,7 @@ class Conn:
         self.close_reason = ""
         self.overlay_version = overlay_version
         self._waiter: asyncio.Future[None] | None = None
+        self.aborted = False
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -102,7 +104,9 @@ class Conn:
         self._wake()
 
     def push(self, text: str) -> None:
-        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
+        # A socket closing after a drain still takes frames (late gift answers) until its
+        # writer has sent the close frame; an aborted socket takes nothing more.
+        if self.state is ConnState.CLOSED or self.aborted:
             return
         if self.held is not None:
             self.held.append(text)
@@ -137,6 +141,7 @@ class Conn:
             return
         self.outbox.clear()
         self.held = None
+        self.aborted = True
         self.state = ConnState.CLOSING
         self.close_code, self.close_reason = code, reason
         self._wake()

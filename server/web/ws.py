@@ -32,7 +32,7 @@ from server.protocol.messages import (
     encode_error,
     top_doc,
 )
-from server.services.gifting import GiftAnswer
+from server.services.gifting import GiftAnswer, Reply
 from server.storage.base import GiftAccepted, RoomRow, StoreError
 from server.web.hub import Conn, ConnKind
 from server.web.runtime import Runtime
@@ -234,9 +234,35 @@ async def _replay(runtime: Runtime, conn: Conn, room: RoomId, since: int, upto: 
         cursor += len(frames)
 
 
+class _InFlight:
+    """Gifts of one socket waiting for their answer; the reader pauses past the cap."""
+
+    __slots__ = ("count", "resume")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.resume: asyncio.Future[None] | None = None
+
+    def reply_to(self, conn: Conn, request_id: str) -> Reply:
+        self.count += 1
+
+        def reply(answer: GiftAnswer) -> None:
+            self.count -= 1
+            conn.push(answer_frame(request_id, answer))
+            if self.resume is not None and not self.resume.done():
+                self.resume.set_result(None)
+
+        return reply
+
+    async def wait_below(self, cap: int) -> None:
+        while self.count >= cap:
+            self.resume = asyncio.get_running_loop().create_future()
+            await self.resume
+
+
 async def _read_loop(runtime: Runtime, ws: WebSocket, conn: Conn, caller: Any) -> None:
     frame_max = runtime.settings.ws_frame_bytes_max
-    in_flight: set[asyncio.Future[GiftAnswer]] = set()
+    in_flight = _InFlight()
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -251,30 +277,16 @@ async def _read_loop(runtime: Runtime, ws: WebSocket, conn: Conn, caller: Any) -
             conn.push(encode_error(Code.INVALID, decoded.message, decoded.id).decode())
         elif isinstance(decoded, GiftRequest):
             if caller is None:
-                conn.push(
-                    encode_error(
-                        Code.FORBIDDEN, "an overlay cannot send gifts", decoded.id
-                    ).decode()
+                refusal = Refusal(Code.FORBIDDEN, "an overlay cannot send gifts")
+                conn.push(answer_frame(decoded.id, refusal))
+            elif runtime.stopping:
+                refusal = Refusal(Code.UNAVAILABLE, "the server is shutting down; resend later")
+                conn.push(answer_frame(decoded.id, refusal))
+            else:
+                await in_flight.wait_below(GIFTS_IN_FLIGHT_MAX)
+                runtime.gifts.submit(
+                    caller, decoded, conn.room, in_flight.reply_to(conn, decoded.id)
                 )
-                continue
-            if runtime.stopping:
-                answer: GiftAnswer = Refusal(Code.UNAVAILABLE, "the server is shutting down")
-                conn.push(answer_frame(decoded.id, answer))
-                continue
-            while len(in_flight) >= GIFTS_IN_FLIGHT_MAX:
-                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            future = runtime.gifts.submit(caller, decoded, conn.room)
-            in_flight.add(future)
-            future.add_done_callback(_answer_to(conn, decoded.id, in_flight))
-
-
-def _answer_to(conn: Conn, request_id: str, in_flight: set[asyncio.Future[GiftAnswer]]) -> Any:
-    def done(future: asyncio.Future[GiftAnswer]) -> None:
-        in_flight.discard(future)
-        if not future.cancelled():
-            conn.push(answer_frame(request_id, future.result()))
-
-    return done
 
 
 WS_ROUTES = [

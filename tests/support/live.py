@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.config import Settings
-from server.runner import GiftcastServer, uvicorn_config
+from server.web.runner import GiftcastServer, uvicorn_config
 from server.web.app import create_app
 from server.web.runtime import Runtime
 
