@@ -15,9 +15,11 @@ from tests.support.live import LiveServer, test_settings
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, object]:
-    """Override in a test module (or parametrize) to run the server with other limits."""
-    return {}
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Override in a test module, or parametrize (directly or `indirect=True`), to run the
+    server with other limits."""
+    param = getattr(request, "param", None)
+    return dict(param) if param else {}
 
 
 @pytest.fixture

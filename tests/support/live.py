@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.config import Settings
-from server.web.runner import GiftcastServer, uvicorn_config
 from server.web.app import create_app
+from server.web.runner import GiftcastServer, uvicorn_config
 from server.web.runtime import Runtime
 
 ADMIN_TOKEN = "test-admin-token"
