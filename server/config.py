@@ -58,8 +58,7 @@ class Settings:
     room_events_prune_every: int = 500  # prune a room's history every N events
 
     # --- gifts ----------------------------------------------------------------------------
-    gift_count_max: int = 99
-    gift_request_id_chars_max: int = 64
+    accepted_ids_cached_max: int = 200_000  # recent accepted gift ids answered from memory
     gift_rate_per_s: int = 10
     gift_burst: int = 20
     streak_window_ms: int = 3000

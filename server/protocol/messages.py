@@ -74,11 +74,12 @@ def decode_client(frame: str | bytes, frame_bytes_max: int) -> ClientMessage:
     kind = doc.get("type")
     if kind == "ping":
         return Ping()
+    request_id = _request_id(doc)
     if kind != "gift":
         if isinstance(kind, str):
-            return Invalid(f'unknown message type {kind[:40]!r}; expected "gift" or "ping"')
-        return Invalid('message needs a string "type": "gift" or "ping"')
-    request_id = _request_id(doc)
+            message = f'unknown message type {kind[:40]!r}; expected "gift" or "ping"'
+            return Invalid(message, request_id)
+        return Invalid('message needs a string "type": "gift" or "ping"', request_id)
     raw_id = doc.get("id")
     if request_id is None:
         if isinstance(raw_id, str):

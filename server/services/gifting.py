@@ -93,6 +93,7 @@ class GiftService:
         self._sent_goal: dict[RoomId, tuple[str, int, int] | None] = {}
         self._events_since_prune: dict[RoomId, int] = {}
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+        self._accepted: OrderedDict[tuple[UserId, str], GiftOk] = OrderedDict()
         self._expiry_queued: set[RoomId] = set()
         self._queue: deque[tuple[Command, OnOutcome]] = deque()
         self._checks: set[asyncio.Task[None]] = set()  # duplicate checks still to answer
@@ -154,7 +155,7 @@ class GiftService:
         book = self._books.get(room)
         if book is None or book.goal is None:
             return None
-        return self._sent_goal.get(room) or (book.goal.title, book.goal.coins, book.goal.progress)
+        return (book.goal.title, book.goal.coins, book.goal.progress)
 
     # --- intake -------------------------------------------------------------------------
 
@@ -201,6 +202,11 @@ class GiftService:
         The checks run in the contract's order: a known accepted id first (so a resend
         always gets its first answer), then the rate limit, then the rules.
         """
+        known = self._accepted.get((caller.id, request.id))
+        if known is not None:
+            # A resend of a recently accepted id: its first answer, before the rate limit.
+            reply(GiftAccepted(known, duplicate=True))
+            return
         wait_ms = self._rate_limit(caller, self.clock())
         if wait_ms:
             refusal = Refusal(
@@ -216,8 +222,12 @@ class GiftService:
             # The room's book is not in memory (first gift since start, or a failed batch
             # dropped it): load it, then check as usual.
             async def load_then_check() -> None:
-                with contextlib.suppress(StoreError):
+                try:
                     await self.book(room)
+                except StoreError:
+                    busy = Refusal(Code.UNAVAILABLE, "storage is busy; resend this gift")
+                    self._answer_after_dup_check(caller, request, busy, reply)
+                    return
                 self._check_and_queue(caller, request, room, reply)
 
             self._track(load_then_check())
@@ -239,8 +249,22 @@ class GiftService:
             busy = Refusal(Code.UNAVAILABLE, "the server is busy or stopping; resend this gift")
             self._answer_after_dup_check(caller, request, busy, reply)
             return
-        self._queue.append((checked, lambda outcome: reply(_gift_answer(outcome))))
+
+        def answer(outcome: Outcome) -> None:
+            if isinstance(outcome, GiftAccepted):
+                self._remember(checked, outcome.ok)
+            reply(_gift_answer(outcome))
+
+        self._queue.append((checked, answer))
         self._wake.set()
+
+    def _remember(self, command: GiftCommand, ok: GiftOk) -> None:
+        """Keep recent accepted ids in memory so their resends skip the queue and the limiter."""
+        key = (command.sender, command.request_id)
+        self._accepted[key] = ok
+        self._accepted.move_to_end(key)
+        if len(self._accepted) > self.settings.accepted_ids_cached_max:
+            self._accepted.popitem(last=False)
 
     def _answer_after_dup_check(
         self, caller: Caller, request: GiftRequest, refusal: Refusal, reply: Reply

@@ -25,6 +25,9 @@ from server.domain.ledger import (
     TransferKind,
     coin_account,
     diamond_account,
+    gift_legs,
+    legs_balance,
+    recharge_legs,
 )
 from server.domain.money import RoomId, TransferId, UserId
 from server.domain.rooms import EventKind, Goal, RoomBook, RoomEvent, RoomStatus, Streak
@@ -211,16 +214,16 @@ class SqliteStore:
                 ),
             )
             transfer = TransferId(int(cur.lastrowid or 0))
-            after = _add(conn, coin_account(user), package.coins)
-            issued = _add(conn, SystemAccount.COINS_ISSUED, -package.coins)
+            legs = recharge_legs(user, package.coins)
+            if not legs_balance(legs):
+                raise RuntimeError(f"recharge legs do not balance: {legs}")
+            balances = {leg.account: _add(conn, leg.account, leg.amount) for leg in legs}
             conn.executemany(
                 "INSERT INTO entries (account_id, transfer_id, amount, balance_after)"
                 " VALUES (?, ?, ?, ?)",
-                [
-                    (coin_account(user), transfer, package.coins, after),
-                    (int(SystemAccount.COINS_ISSUED), transfer, -package.coins, issued),
-                ],
+                [(int(leg.account), transfer, leg.amount, balances[leg.account]) for leg in legs],
             )
+            after = balances[coin_account(user)]
             status, body = respond(transfer, after)
             conn.execute(
                 "INSERT INTO idempotency (user_id, key, request_hash, status, body, created_ms)"
@@ -530,6 +533,10 @@ def _write_batch(
             continue
         coins_after = int(row[0])
         host_after = _add(conn, diamond_account(command.host), command.diamonds)
+        after = {
+            coin_account(command.sender): coins_after,
+            diamond_account(command.host): host_after,
+        }
         cur = conn.execute(
             "INSERT INTO transfers (kind, at_ms, user_id, counterparty_id, room_id, gift_id, count)"
             " VALUES ('gift', ?, ?, ?, ?, ?, ?)",
@@ -543,10 +550,9 @@ def _write_batch(
             ),
         )
         transfer = int(cur.lastrowid or 0)
-        entries.append((coin_account(command.sender), transfer, -command.coins, coins_after))
-        entries.append((int(SystemAccount.COINS_SPENT), transfer, command.coins, None))
-        entries.append((int(SystemAccount.DIAMONDS_ISSUED), transfer, -command.diamonds, None))
-        entries.append((diamond_account(command.host), transfer, command.diamonds, host_after))
+        # User legs carry the balance after them; system accounts are settled once per batch.
+        for leg in gift_legs(command.sender, command.host, command.coins, command.diamonds):
+            entries.append((int(leg.account), transfer, leg.amount, after.get(leg.account)))
         spent_total += command.coins
         diamonds_total += command.diamonds
 

@@ -95,7 +95,9 @@ BAD: list[tuple[str | bytes, str | None, str]] = [
     ('{"type":5}', None, '"type"'),
     ('{"type":["gift"]}', None, '"type"'),
     ('{"type":"hug"}', None, "unknown message type 'hug'"),
-    ('{"type":"GIFT","id":"a"}', None, "unknown message type"),
+    # The contract: an `invalid` answer carries the `id` whenever one could be read.
+    ('{"type":"GIFT","id":"a"}', "a", "unknown message type"),
+    ('{"id":"b"}', "b", '"type"'),
     ('{"type":"ping "}', None, "unknown message type"),
     (gift('"gift_id":"rose","count":1'), None, '"id"'),
     (gift('"id":"","gift_id":"rose","count":1'), None, "1-64"),

@@ -1,0 +1,54 @@
+"""Regression tests for bugs found in review, each named after what went wrong."""
+
+from __future__ import annotations
+
+from tests.support.client import Api
+
+
+async def test_resending_an_accepted_gift_does_not_use_up_the_rate_limit(api: Api) -> None:
+    host, viewer = await api.signup(), await api.signup()
+    await api.recharge(viewer, "coins_65")
+    room = await api.go_live(host)
+    async with api.room(room["id"], viewer.token) as ws:
+        await ws.recv_type("welcome")
+        first = await ws.gift("once")
+        assert first["type"] == "gift_ok", first
+        # Far more resends than the burst of 20: each is the first answer again...
+        for _ in range(40):
+            again = await ws.gift("once")
+            assert again["type"] == "gift_ok" and again.get("duplicate") is True, again
+            assert again["seq"] == first["seq"] and again["coins"] == first["coins"]
+        # ...and none of them cost a token: a new gift still goes through.
+        fresh = await ws.gift("twice")
+        assert fresh["type"] == "gift_ok", fresh
+    me = await api.me(viewer)
+    assert me["coins"] == 63
+
+
+async def test_the_welcome_shows_a_goal_set_moments_after_an_earlier_update(api: Api) -> None:
+    host, viewer = await api.signup(), await api.signup()
+    await api.recharge(viewer, "coins_65")
+    room = await api.go_live(host)
+    path = f"/api/rooms/{room['id']}/goal"
+    first = await api.call("PUT", path, host.token, json={"title": "first", "coins": 10})
+    assert first.status_code == 200, first.text
+    async with api.room(room["id"], viewer.token) as ws:
+        await ws.recv_type("welcome")
+        assert (await ws.gift("g1"))["type"] == "gift_ok"
+    second = await api.call("PUT", path, host.token, json={"title": "second", "coins": 99})
+    assert second.status_code == 200, second.text
+    async with api.room(room["id"], viewer.token) as ws:
+        welcome = await ws.recv_type("welcome")
+        assert welcome["goal"] == {"title": "second", "coins": 99, "progress": 0}
+    described = (await api.call("GET", f"/api/rooms/{room['id']}")).json()
+    assert described["goal"] == {"title": "second", "coins": 99, "progress": 0}
+
+
+async def test_an_invalid_message_of_unknown_type_keeps_its_readable_id(api: Api) -> None:
+    host = await api.signup()
+    room = await api.go_live(host)
+    async with api.room(room["id"], host.token) as ws:
+        await ws.recv_type("welcome")
+        await ws.send({"type": "hello", "id": "abc"})
+        error = await ws.recv_type("error")
+        assert error["code"] == "invalid" and error["id"] == "abc", error
