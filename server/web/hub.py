@@ -181,12 +181,14 @@ class RoomChannel:
         "room",
         "viewers",
         "viewers_due",
+        "viewer_conns",
         "viewers_handle",
     )
 
     def __init__(self, room: RoomId, last_seq: int) -> None:
         self.room = room
         self.conns: set[Conn] = set()
+        self.viewer_conns = 0  # viewer sockets (the cap counts these; host and overlays don't)
         self.pending: list[bytes] = []
         self.last_seq = last_seq
         self.ending = False
@@ -274,7 +276,7 @@ class Hub:
         if self.by_ip[client_ip] >= s.connections_per_ip_max:
             return f"at most {s.connections_per_ip_max} connections per address"
         channel = self.rooms.get(room)
-        full = channel is not None and len(channel.conns) >= s.viewers_per_room_max
+        full = channel is not None and channel.viewer_conns >= s.viewers_per_room_max
         if kind is ConnKind.VIEWER and full:
             return f"this room is full ({s.viewers_per_room_max} viewers)"
         return ""
@@ -292,6 +294,8 @@ class Hub:
         else:
             self._flush(channel)
         channel.conns.add(conn)
+        if conn.kind is ConnKind.VIEWER:
+            channel.viewer_conns += 1
         if conn.user is not None:
             self.by_user[conn.user] += 1
         self.by_ip[conn.client_ip] += 1
@@ -308,6 +312,8 @@ class Hub:
         if channel is None or conn not in channel.conns:
             return
         channel.conns.discard(conn)
+        if conn.kind is ConnKind.VIEWER:
+            channel.viewer_conns -= 1
         if conn.kind is ConnKind.VIEWER and conn.user is not None:
             _decrement(channel.viewers, conn.user)
             self._viewers_changed(channel)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.client import Api
 
 
@@ -52,3 +54,21 @@ async def test_an_invalid_message_of_unknown_type_keeps_its_readable_id(api: Api
         await ws.send({"type": "hello", "id": "abc"})
         error = await ws.recv_type("error")
         assert error["code"] == "invalid" and error["id"] == "abc", error
+
+
+@pytest.mark.parametrize("settings_overrides", [{"viewers_per_room_max": 2}], indirect=True)
+async def test_the_room_cap_counts_viewers_not_the_host_or_overlays(api: Api) -> None:
+    host = await api.signup()
+    alice, bob, carol = [await api.signup() for _ in range(3)]
+    room = await api.go_live(host)
+    async with (
+        api.room(room["id"], host.token) as host_ws,
+        api.room(room["id"], room["overlay_token"], overlay=True) as overlay_ws,
+        api.room(room["id"], alice.token) as a,
+        api.room(room["id"], bob.token) as b,
+    ):
+        for ws in (host_ws, overlay_ws, a, b):
+            assert (await ws.recv())["type"] == "welcome"
+        async with api.room(room["id"], carol.token) as c:
+            code, _ = await c.closed()
+            assert code == 4429
