@@ -181,14 +181,12 @@ class RoomChannel:
         "room",
         "viewers",
         "viewers_due",
-        "viewer_conns",
         "viewers_handle",
     )
 
     def __init__(self, room: RoomId, last_seq: int) -> None:
         self.room = room
         self.conns: set[Conn] = set()
-        self.viewer_conns = 0  # viewer sockets (the cap counts these; host and overlays don't)
         self.pending: list[bytes] = []
         self.last_seq = last_seq
         self.ending = False
@@ -212,6 +210,7 @@ class Hub:
         self.rooms: dict[RoomId, RoomChannel] = {}
         self.by_user: Counter[UserId] = Counter()
         self.by_ip: Counter[str] = Counter()
+        self.viewer_slots: Counter[RoomId] = Counter()  # viewer sockets per room (the cap)
         self.flush_s = settings.fanout_flush_ms / 1000
         self.update_s = settings.room_update_interval_ms / 1000
         self.frames_sent = 0
@@ -269,17 +268,30 @@ class Hub:
     # --- membership ---------------------------------------------------------------------
 
     def admit(self, user: UserId | None, client_ip: str, room: RoomId, kind: ConnKind) -> str:
-        """Empty when the caps allow one more socket, else why not."""
+        """Reserve a place for one more socket under every cap; empty on success, else why not.
+
+        The place is taken here, synchronously, so sockets connecting at the same moment
+        cannot all pass the check before any joins. `release` gives it back."""
         s = self.settings
         if user is not None and self.by_user[user] >= s.connections_per_user_max:
             return f"at most {s.connections_per_user_max} connections per user"
         if self.by_ip[client_ip] >= s.connections_per_ip_max:
             return f"at most {s.connections_per_ip_max} connections per address"
-        channel = self.rooms.get(room)
-        full = channel is not None and channel.viewer_conns >= s.viewers_per_room_max
-        if kind is ConnKind.VIEWER and full:
+        if kind is ConnKind.VIEWER and self.viewer_slots[room] >= s.viewers_per_room_max:
             return f"this room is full ({s.viewers_per_room_max} viewers)"
+        if user is not None:
+            self.by_user[user] += 1
+        self.by_ip[client_ip] += 1
+        if kind is ConnKind.VIEWER:
+            self.viewer_slots[room] += 1
         return ""
+
+    def release(self, user: UserId | None, client_ip: str, room: RoomId, kind: ConnKind) -> None:
+        if user is not None:
+            _decrement(self.by_user, user)
+        _decrement(self.by_ip, client_ip)
+        if kind is ConnKind.VIEWER:
+            _decrement(self.viewer_slots, room)
 
     async def join(self, conn: Conn, published_seq: int) -> int:
         """Add a socket to its room; returns the seq its welcome stands at.
@@ -294,11 +306,6 @@ class Hub:
         else:
             self._flush(channel)
         channel.conns.add(conn)
-        if conn.kind is ConnKind.VIEWER:
-            channel.viewer_conns += 1
-        if conn.user is not None:
-            self.by_user[conn.user] += 1
-        self.by_ip[conn.client_ip] += 1
         if conn.kind is ConnKind.VIEWER and conn.user is not None:
             channel.viewers[conn.user] += 1
             self._viewers_changed(channel)
@@ -306,14 +313,9 @@ class Hub:
 
     async def leave(self, conn: Conn) -> None:
         channel = self.rooms.get(conn.room)
-        if conn.user is not None:
-            _decrement(self.by_user, conn.user)
-        _decrement(self.by_ip, conn.client_ip)
         if channel is None or conn not in channel.conns:
             return
         channel.conns.discard(conn)
-        if conn.kind is ConnKind.VIEWER:
-            channel.viewer_conns -= 1
         if conn.kind is ConnKind.VIEWER and conn.user is not None:
             _decrement(channel.viewers, conn.user)
             self._viewers_changed(channel)

@@ -33,6 +33,7 @@ from server.protocol.messages import (
     top_doc,
 )
 from server.services.gifting import GiftAnswer, Reply
+from server.services.users import Caller
 from server.storage.base import GiftAccepted, RoomRow, StoreError
 from server.web.hub import Conn, ConnKind
 from server.web.runtime import Runtime
@@ -166,6 +167,21 @@ async def _serve(ws: WebSocket, overlay: bool) -> None:
         await _refuse(ws, CLOSE_TOO_MANY, why_not)
         return
     try:
+        await _admitted(runtime, ws, room, kind, caller, since, overlay_version)
+    finally:
+        runtime.hub.release(user, ip, room.id, kind)
+
+
+async def _admitted(
+    runtime: Runtime,
+    ws: WebSocket,
+    room: RoomRow,
+    kind: ConnKind,
+    caller: Caller | None,
+    since: int | None,
+    overlay_version: int,
+) -> None:
+    try:
         coins = (await runtime.store.balances(caller.id))[0] if caller is not None else None
         book = await runtime.gifts.book(room.id)
     except StoreError:
@@ -175,7 +191,10 @@ async def _serve(ws: WebSocket, overlay: bool) -> None:
         await _refuse(ws, CLOSE_NOT_FOUND, "no such room, or its live has ended")
         return
 
-    conn = Conn(ws, room.id, kind, user, ip, settings.outbox_frames_max, overlay_version)
+    user = caller.id if caller is not None else None
+    conn = Conn(
+        ws, room.id, kind, user, _client_ip(ws), runtime.settings.outbox_frames_max, overlay_version
+    )
     seq = await runtime.hub.join(conn, runtime.gifts.published_seq(room.id))
     writer = asyncio.create_task(conn.run_writer(), name=f"ws-writer-{room.id}")
     runtime.writers.add(writer)
@@ -260,7 +279,7 @@ class _InFlight:
             await self.resume
 
 
-async def _read_loop(runtime: Runtime, ws: WebSocket, conn: Conn, caller: Any) -> None:
+async def _read_loop(runtime: Runtime, ws: WebSocket, conn: Conn, caller: Caller | None) -> None:
     frame_max = runtime.settings.ws_frame_bytes_max
     in_flight = _InFlight()
     while True:

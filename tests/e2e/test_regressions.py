@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from tests.support.client import Api
@@ -61,14 +64,36 @@ async def test_the_room_cap_counts_viewers_not_the_host_or_overlays(api: Api) ->
     host = await api.signup()
     alice, bob, carol = [await api.signup() for _ in range(3)]
     room = await api.go_live(host)
-    async with (
-        api.room(room["id"], host.token) as host_ws,
-        api.room(room["id"], room["overlay_token"], overlay=True) as overlay_ws,
-        api.room(room["id"], alice.token) as a,
-        api.room(room["id"], bob.token) as b,
-    ):
-        for ws in (host_ws, overlay_ws, a, b):
+    async with contextlib.AsyncExitStack() as stack:
+        # One at a time: each socket is in the room once its welcome arrives.
+        for token, overlay in [
+            (host.token, False),
+            (room["overlay_token"], True),
+            (alice.token, False),
+            (bob.token, False),
+        ]:
+            ws = await stack.enter_async_context(api.room(room["id"], token, overlay=overlay))
             assert (await ws.recv())["type"] == "welcome"
         async with api.room(room["id"], carol.token) as c:
             code, _ = await c.closed()
             assert code == 4429
+
+
+@pytest.mark.parametrize("settings_overrides", [{"connections_per_user_max": 2}], indirect=True)
+async def test_sockets_connecting_at_once_cannot_all_slip_under_the_cap(api: Api) -> None:
+    host, viewer = await api.signup(), await api.signup()
+    room = await api.go_live(host)
+
+    async def connect_and_wait() -> str:
+        async with api.room(room["id"], viewer.token) as ws:
+            try:
+                doc = await ws.recv()
+            except Exception:
+                code, _ = await ws.closed()
+                return f"closed {code}"
+            # Hold the place until every attempt has been judged.
+            await asyncio.sleep(0.5)
+            return str(doc["type"])
+
+    outcomes = await asyncio.gather(*(connect_and_wait() for _ in range(8)))
+    assert sorted(outcomes) == ["closed 4429"] * 6 + ["welcome"] * 2, outcomes
