@@ -109,6 +109,10 @@ class RoomService:
         doc["viewers"] = self.viewers(room.id) if room.status is RoomStatus.LIVE else 0
         doc["top"] = await self._top(room)
         doc["goal"] = self._goal(room)
+        book = await self.gifts.book(room.id)
+        coins = sum(book.spent.values()) if book is not None else 0
+        doc["coins"] = coins  # gifted this live, all senders
+        doc["diamonds"] = self.gifts.rates.diamonds_for(coins)  # credited to the host this live
         return doc
 
     async def _top(self, room: RoomRow) -> list[dict[str, Any]]:
@@ -177,6 +181,13 @@ class RoomService:
         if not done.changed:
             return Refusal(Code.ROOM_NOT_LIVE, "this live has ended")
         return {"title": title.strip(), "coins": coins, "progress": 0}
+
+    async def current_overlay(self, caller: Caller, room_id: RoomId) -> dict[str, Any] | Refusal:
+        """The host's current overlay token, to show the overlay URL again without rotating."""
+        room = await self._hosted(caller, room_id)
+        if isinstance(room, Refusal):
+            return room
+        return {"overlay_token": self.overlay_token(room), "version": room.overlay_version}
 
     async def rotate_overlay(self, caller: Caller, room_id: RoomId) -> dict[str, Any] | Refusal:
         room = await self._hosted(caller, room_id)

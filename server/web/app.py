@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -38,6 +39,15 @@ async def index(request: Request) -> Response:
 
 async def overlay(request: Request) -> Response:
     return await _page("overlay.html")
+
+
+class ClientFiles(StaticFiles):
+    """The pages' scripts and styles: revalidated on each load, so an upgrade is seen at once."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -76,7 +86,7 @@ def create_app(
         *WS_ROUTES,  # type: ignore[list-item]
     ]
     if CLIENT_DIR.is_dir():
-        routes.append(Mount("/static", StaticFiles(directory=CLIENT_DIR), name="static"))
+        routes.append(Mount("/static", ClientFiles(directory=CLIENT_DIR), name="static"))
     return Starlette(
         routes=routes,
         lifespan=lifespan,

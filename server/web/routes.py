@@ -229,6 +229,14 @@ async def set_goal(request: Request) -> Response:
 
 
 @guarded
+async def current_overlay(request: Request) -> Response:
+    found = await _host_call(request)
+    if isinstance(found, Response):
+        return found
+    return respond(await rt(request).rooms.current_overlay(*found))
+
+
+@guarded
 async def rotate_overlay(request: Request) -> Response:
     found = await _host_call(request)
     if isinstance(found, Response):
@@ -283,5 +291,6 @@ ROUTES = [
     Route("/api/rooms/{room_id}/leaderboard", leaderboard, methods=["GET"]),
     Route("/api/rooms/{room_id}/goal", set_goal, methods=["PUT"]),
     Route("/api/rooms/{room_id}/overlay_token", rotate_overlay, methods=["POST"]),
+    Route("/api/rooms/{room_id}/overlay_token", current_overlay, methods=["GET"]),
     Route("/api/admin/audit", admin_audit, methods=["GET"]),
 ]

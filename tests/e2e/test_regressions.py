@@ -97,3 +97,39 @@ async def test_sockets_connecting_at_once_cannot_all_slip_under_the_cap(api: Api
 
     outcomes = await asyncio.gather(*(connect_and_wait() for _ in range(8)))
     assert sorted(outcomes) == ["closed 4429"] * 6 + ["welcome"] * 2, outcomes
+
+
+async def test_a_host_can_read_the_current_overlay_token_without_cutting_off_obs(
+    api: Api,
+) -> None:
+    host, other = await api.signup(), await api.signup()
+    room = await api.go_live(host)
+    path = f"/api/rooms/{room['id']}/overlay_token"
+    async with api.room(room["id"], room["overlay_token"], overlay=True) as obs:
+        await obs.recv_type("welcome")
+        read = await api.call("GET", path, host.token)
+        assert read.status_code == 200, read.text
+        assert read.json()["overlay_token"] == room["overlay_token"]
+        # Reading it did not rotate it: the running overlay is still connected.
+        await obs.send({"type": "ping"})
+        assert (await obs.recv_type("pong"))["type"] == "pong"
+    denied = await api.call("GET", path, other.token)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+
+
+async def test_a_room_reports_what_was_gifted_this_live(api: Api) -> None:
+    host, viewer = await api.signup(), await api.signup()
+    await api.recharge(viewer, "coins_330")
+    room = await api.go_live(host)
+    async with api.room(room["id"], viewer.token) as ws:
+        await ws.recv_type("welcome")
+        assert (await ws.gift("a", "rose", 5))["type"] == "gift_ok"
+        assert (await ws.gift("b", "doughnut", 1))["type"] == "gift_ok"
+    doc = (await api.call("GET", f"/api/rooms/{room['id']}")).json()
+    assert doc["coins"] == 35 and doc["diamonds"] == 35
+
+
+async def test_page_scripts_are_revalidated_so_an_upgrade_is_seen(api: Api) -> None:
+    r = await api.call("GET", "/static/app.js")
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-cache"
