@@ -126,6 +126,7 @@ class Args:
     url: str | None
     server_pid: int | None
     json_path: Path | None
+    settings: dict[str, str]
 
 
 def parse_args(argv: Sequence[str] | None) -> Args:
@@ -143,6 +144,15 @@ def parse_args(argv: Sequence[str] | None) -> Args:
         default=1_000_000,
         help="gifts/s and burst per user given to the server it starts (default 1000000)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="a server setting for the server this script starts, e.g. --set fanout_flush_ms=100"
+        " (becomes GIFTCAST_NAME; repeatable)",
+    )
     p.add_argument("--url", default=None, help="target a running server (loopback only)")
     p.add_argument("--server-pid", type=int, default=None, help="pid of the --url server")
     p.add_argument("--json", dest="json_path", type=Path, default=None, help="write figures")
@@ -159,6 +169,7 @@ def parse_args(argv: Sequence[str] | None) -> Args:
         url=ns.url,
         server_pid=ns.server_pid,
         json_path=ns.json_path,
+        settings=dict(ns.set),
     )
     problems = list(argument_problems(args))
     if problems:
@@ -227,7 +238,16 @@ class Server:
     tmpdir: Path | None = None
 
 
-def start_server(rate_per_user: int, connections_max: int) -> Server:
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def start_server(
+    rate_per_user: int, connections_max: int, settings: dict[str, str] | None = None
+) -> Server:
     """Run `python -m server serve` on a free loopback port and wait for its listening line."""
     tmpdir = Path(tempfile.mkdtemp(prefix="giftcast-bench-"))
     admin_token = secrets.token_urlsafe(24)
@@ -239,6 +259,7 @@ def start_server(rate_per_user: int, connections_max: int) -> Server:
         "GIFTCAST_GIFT_BURST": str(max(20, rate_per_user)),
         "GIFTCAST_CONNECTIONS_PER_IP_MAX": str(connections_max),
     }
+    env |= {f"GIFTCAST_{name.upper()}": value for name, value in (settings or {}).items()}
     cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--db", f"sqlite:///{tmpdir}/bench.db"]
     log_path = tmpdir / "server.log"
@@ -1049,7 +1070,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.url is not None:
             server = Server(loopback_base_url(args.url), "", args.server_pid)
         else:
-            server = start_server(args.rate_per_user, args.viewers + args.senders + 1000)
+            server = start_server(
+                args.rate_per_user, args.viewers + args.senders + 1000, args.settings
+            )
             log(f"started server pid {server.pid} at {server.base_url}")
         figures, failures = benchmark(args, server)
     except BenchError as exc:

@@ -118,6 +118,7 @@ class Args:
     url: str | None
     server_pid: int | None
     json_path: Path | None
+    settings: dict[str, str]
 
 
 def parse_args(argv: Sequence[str] | None) -> Args:
@@ -133,6 +134,15 @@ def parse_args(argv: Sequence[str] | None) -> Args:
         type=int,
         default=1_000_000,
         help="gifts/s and burst per user given to the server it starts (default 1000000)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="a server setting for the server this script starts, e.g. --set fanout_flush_ms=100"
+        " (becomes GIFTCAST_NAME; repeatable)",
     )
     p.add_argument("--recharges", type=int, default=None, help="recharges of the biggest package")
     p.add_argument("--url", default=None, help="target a running server (loopback only)")
@@ -151,6 +161,7 @@ def parse_args(argv: Sequence[str] | None) -> Args:
         url=ns.url,
         server_pid=ns.server_pid,
         json_path=ns.json_path,
+        settings=dict(ns.set),
     )
     problems = list(argument_problems(args))
     if problems:
@@ -217,7 +228,16 @@ class Server:
     tmpdir: Path | None = None
 
 
-def start_server(rate_per_user: int, connections_max: int) -> Server:
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def start_server(
+    rate_per_user: int, connections_max: int, settings: dict[str, str] | None = None
+) -> Server:
     """Run `python -m server serve` on a free loopback port and wait for its listening line."""
     tmpdir = Path(tempfile.mkdtemp(prefix="giftcast-bench-"))
     admin_token = secrets.token_urlsafe(24)
@@ -229,6 +249,7 @@ def start_server(rate_per_user: int, connections_max: int) -> Server:
         "GIFTCAST_GIFT_BURST": str(max(20, rate_per_user)),
         "GIFTCAST_CONNECTIONS_PER_IP_MAX": str(connections_max),
     }
+    env |= {f"GIFTCAST_{name.upper()}": value for name, value in (settings or {}).items()}
     cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--db", f"sqlite:///{tmpdir}/bench.db"]
     log_path = tmpdir / "server.log"
@@ -974,7 +995,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise BenchError("with --url, set GIFTCAST_ADMIN_TOKEN (the audit needs it)")
             server = Server(loopback_base_url(args.url), token, args.server_pid)
         else:
-            server = start_server(args.rate_per_user, args.senders + args.rooms + 1000)
+            server = start_server(
+                args.rate_per_user, args.senders + args.rooms + 1000, args.settings
+            )
             log(f"started server pid {server.pid} at {server.base_url}")
         figures, failures = benchmark(args, server)
     except BenchError as exc:

@@ -33,6 +33,7 @@ class Settings:
     catalog: str = ""  # empty: the packaged catalog (server/data/catalog.json)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin and localhost
     log_level: str = "info"
+    ws_impl: str = "websockets-sansio"  # uvicorn's WebSocket implementation
 
     # --- tokens ---------------------------------------------------------------------------
     user_token_ttl_s: int = 30 * 24 * 3600
@@ -52,7 +53,7 @@ class Settings:
     close_grace_ms: int = 2000  # how long a closing socket may take to drain its outbox
 
     # --- fan-out --------------------------------------------------------------------------
-    fanout_flush_ms: int = 50  # events arriving within this window share one batch frame
+    fanout_flush_ms: int = 100  # events arriving within this window share one batch frame
     room_update_interval_ms: int = 1000  # viewers / top / goal: at most once per interval
     room_events_kept_min: int = 1000  # replayable history per room (pruning keeps at least this)
     room_events_prune_every: int = 500  # prune a room's history every N events
@@ -81,6 +82,13 @@ class Settings:
     goal_title_chars_max: int = 100
     goal_coins_max: int = 10**9
     user_cache_max: int = 100_000
+
+    # --- garbage collector ----------------------------------------------------------------
+    # A full collection walks every live object: with thousands of sockets that stalled the
+    # loop for ~190 ms. Start-up objects are frozen and collections made rarer.
+    gc_gen0_threshold: int = 50_000
+    gc_gen1_threshold: int = 20
+    gc_gen2_threshold: int = 100
 
     # --- shutdown -------------------------------------------------------------------------
     shutdown_drain_ms: int = 5000

@@ -18,36 +18,29 @@ import aiosqlite
 import orjson
 
 from server.domain.catalog import Gift, Package
-from server.domain.errors import Code, Refusal
 from server.domain.ledger import (
     AuditInput,
-    SystemAccount,
     TransferKind,
     coin_account,
     diamond_account,
-    gift_legs,
     legs_balance,
     recharge_legs,
 )
 from server.domain.money import RoomId, TransferId, UserId
-from server.domain.rooms import EventKind, Goal, RoomBook, RoomEvent, RoomStatus, Streak
+from server.domain.rooms import Goal, RoomBook, RoomStatus, Streak
 from server.storage.base import (
     BatchPlanner,
     BatchResult,
     Command,
-    GiftAccepted,
     GiftOk,
-    GiftRefused,
     ResponseMaker,
-    RoomAction,
-    RoomCommand,
-    RoomDone,
     RoomRow,
     StoredResponse,
     StoreUnavailable,
     TransactionRow,
     UserRow,
 )
+from server.storage.sqlite_batch import add, write_batch
 from server.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -217,7 +210,7 @@ class SqliteStore:
             legs = recharge_legs(user, package.coins)
             if not legs_balance(legs):
                 raise RuntimeError(f"recharge legs do not balance: {legs}")
-            balances = {leg.account: _add(conn, leg.account, leg.amount) for leg in legs}
+            balances = {leg.account: add(conn, leg.account, leg.amount) for leg in legs}
             conn.executemany(
                 "INSERT INTO entries (account_id, transfer_id, amount, balance_after)"
                 " VALUES (?, ?, ?, ?)",
@@ -292,7 +285,7 @@ class SqliteStore:
         return GiftOk(*rows[0]) if rows else None
 
     async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:
-        return await self._tx(lambda conn: _write_batch(conn, commands, planner))
+        return await self._tx(lambda conn: write_batch(conn, commands, planner))
 
     # --- rooms --------------------------------------------------------------------------
 
@@ -452,201 +445,3 @@ def _migrate(conn: sqlite3.Connection) -> None:
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (str(len(MIGRATIONS)),),
     )
-
-
-def _add(conn: sqlite3.Connection, account: int, amount: int) -> int:
-    row = conn.execute(
-        "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance",
-        (amount, account),
-    ).fetchone()
-    if row is None:
-        raise RuntimeError(f"account {account} does not exist")
-    return int(row[0])
-
-
-def _write_batch(
-    conn: sqlite3.Connection, commands: Sequence[Command], planner: BatchPlanner
-) -> BatchResult:
-    result = BatchResult(outcomes=[])
-    entries: list[tuple[int, int, int, int | None]] = []
-    requests: list[tuple[Any, ...]] = []
-    seen: dict[tuple[int, str], GiftOk] = {}
-    spent_total = 0
-    diamonds_total = 0
-    gifters: dict[tuple[int, int], list[Any]] = {}
-    touched: set[RoomId] = set()
-    events: list[RoomEvent] = []
-
-    for command in commands:
-        if isinstance(command, RoomCommand):
-            book = planner.book_for_batch(command.room)
-            changed = True
-            if command.action is RoomAction.EXPIRE_STREAKS:
-                made = book.expire_streaks(command.at_ms)
-            elif command.action is RoomAction.END:
-                made = book.end(command.at_ms)
-                changed = bool(made)
-            else:
-                made = []
-                changed = book.status is RoomStatus.LIVE
-                if changed:
-                    book.set_goal(command.goal_title, command.goal_coins)
-            events.extend(made)
-            touched.add(command.room)
-            result.outcomes.append(RoomDone(changed=changed))
-            continue
-
-        key = (command.sender, command.request_id)
-        earlier = seen.get(key)
-        if earlier is None:
-            row = conn.execute(
-                "SELECT seq, coins_after, coins_spent, diamonds FROM gift_requests"
-                " WHERE sender_id = ? AND request_id = ?",
-                key,
-            ).fetchone()
-            earlier = GiftOk(*row) if row else None
-        if earlier is not None:
-            result.outcomes.append(GiftAccepted(earlier, duplicate=True))
-            continue
-        book = planner.book_for_batch(command.room)
-        refusal = book.refuse_gift(command.sender)
-        if refusal is not None:
-            result.outcomes.append(GiftRefused(refusal))
-            continue
-        row = conn.execute(
-            "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?"
-            " RETURNING balance",
-            (command.coins, coin_account(command.sender), command.coins),
-        ).fetchone()
-        if row is None:
-            (have,) = conn.execute(
-                "SELECT balance FROM accounts WHERE id = ?", (coin_account(command.sender),)
-            ).fetchone()
-            result.outcomes.append(
-                GiftRefused(
-                    Refusal(
-                        Code.INSUFFICIENT_COINS,
-                        f"not enough coins: this gift costs {command.coins}, you have {have}",
-                    )
-                )
-            )
-            continue
-        coins_after = int(row[0])
-        host_after = _add(conn, diamond_account(command.host), command.diamonds)
-        after = {
-            coin_account(command.sender): coins_after,
-            diamond_account(command.host): host_after,
-        }
-        cur = conn.execute(
-            "INSERT INTO transfers (kind, at_ms, user_id, counterparty_id, room_id, gift_id, count)"
-            " VALUES ('gift', ?, ?, ?, ?, ?, ?)",
-            (
-                command.at_ms,
-                command.sender,
-                command.host,
-                command.room,
-                command.gift.id,
-                command.count,
-            ),
-        )
-        transfer = int(cur.lastrowid or 0)
-        # User legs carry the balance after them; system accounts are settled once per batch.
-        for leg in gift_legs(command.sender, command.host, command.coins, command.diamonds):
-            entries.append((int(leg.account), transfer, leg.amount, after.get(leg.account)))
-        spent_total += command.coins
-        diamonds_total += command.diamonds
-
-        made = book.apply_gift(
-            command.sender,
-            command.sender_name,
-            command.gift,
-            command.count,
-            command.diamonds,
-            command.at_ms,
-        )
-        events.extend(made)
-        touched.add(command.room)
-        gift_seq = made[-1].seq
-        ok = GiftOk(gift_seq, coins_after, command.coins, command.diamonds)
-        seen[key] = ok
-        requests.append(
-            (
-                command.sender,
-                command.request_id,
-                command.room,
-                gift_seq,
-                transfer,
-                coins_after,
-                command.coins,
-                command.diamonds,
-            )
-        )
-        slot = gifters.setdefault(
-            (command.room, command.sender), [command.sender_name, 0, gift_seq]
-        )
-        slot[1] += command.coins
-        result.outcomes.append(GiftAccepted(ok))
-
-    if entries:
-        conn.executemany(
-            "INSERT INTO entries (account_id, transfer_id, amount, balance_after)"
-            " VALUES (?, ?, ?, ?)",
-            entries,
-        )
-        _add(conn, SystemAccount.COINS_SPENT, spent_total)
-        _add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)
-    if requests:
-        conn.executemany(
-            "INSERT INTO gift_requests (sender_id, request_id, room_id, seq, transfer_id,"
-            " coins_after, coins_spent, diamonds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            requests,
-        )
-    if gifters:
-        conn.executemany(
-            "INSERT INTO room_gifters (room_id, user_id, name, coins, first_seq)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id)"
-            " DO UPDATE SET coins = coins + excluded.coins",
-            [(room, uid, v[0], v[1], v[2]) for (room, uid), v in gifters.items()],
-        )
-    if events:
-        rows = []
-        for event in events:
-            body = planner.encode(event)
-            result.events.append((event, body))
-            rows.append(
-                (
-                    event.room,
-                    event.seq,
-                    event.kind.value,
-                    event.at_ms,
-                    event.sender,
-                    event.gift.id if event.gift else None,
-                    event.streak.id if event.streak and event.kind is EventKind.GIFT else None,
-                    event.streak.total if event.streak and event.kind is EventKind.GIFT else None,
-                    body,
-                )
-            )
-        conn.executemany(
-            "INSERT INTO room_events (room_id, seq, kind, at_ms, sender_id, gift_id, streak_id,"
-            " streak_total, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    for room in touched:
-        book = planner.book_for_batch(room)
-        goal = book.goal
-        conn.execute(
-            "UPDATE rooms SET seq = ?, status = ?,"
-            " ended_ms = CASE WHEN ? = 'ended' THEN coalesce(ended_ms, ?) END,"
-            " goal_title = ?, goal_coins = ?, goal_progress = ? WHERE id = ?",
-            (
-                book.seq,
-                book.status.value,
-                book.status.value,
-                max((e.at_ms for e in events if e.room == room), default=0),
-                goal.title if goal else None,
-                goal.coins if goal else None,
-                goal.progress if goal else 0,
-                room,
-            ),
-        )
-    return result

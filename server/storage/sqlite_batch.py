@@ -1,0 +1,285 @@
+"""One group commit on SQLite: every command of a batch inside one transaction.
+
+Runs on the writer thread inside `BEGIN IMMEDIATE` (see `sqlite.SqliteStore._tx`), so it is
+the only writer while it runs. Per accepted gift it issues one statement, the guarded debit
+`UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?`; everything else is
+gathered and written once per batch:
+
+- duplicate request ids are looked up for the whole batch in one query;
+- transfer ids are assigned here (transfers are append-only, so max(id) + 1 onwards is free);
+- each host's diamond account is credited once, and each leg's balance-after is derived from
+  the final balance (credits within one batch are the only change to it);
+- system accounts are settled once per batch; entries, requests, room events in executemany.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from server.domain.errors import Code, Refusal
+from server.domain.ledger import SystemAccount, coin_account, diamond_account, gift_legs
+from server.domain.money import RoomId
+from server.domain.rooms import EventKind, RoomEvent, RoomStatus
+from server.storage.base import (
+    BatchPlanner,
+    BatchResult,
+    Command,
+    GiftAccepted,
+    GiftCommand,
+    GiftOk,
+    GiftRefused,
+    RoomAction,
+    RoomCommand,
+    RoomDone,
+)
+
+
+def add(conn: sqlite3.Connection, account: int, amount: int) -> int:
+    row = conn.execute(
+        "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance",
+        (amount, account),
+    ).fetchone()
+    if row is None:
+        raise RuntimeError(f"account {account} does not exist")
+    return int(row[0])
+
+
+def _known_requests(
+    conn: sqlite3.Connection, commands: Sequence[Command]
+) -> dict[tuple[int, str], GiftOk]:
+    """Earlier accepted ids among the batch's gifts: point lookups on the primary key, joined
+    with UNION ALL (a row-value IN over VALUES makes SQLite scan the table)."""
+    keys = list({(c.sender, c.request_id) for c in commands if isinstance(c, GiftCommand)})
+    found: dict[tuple[int, str], GiftOk] = {}
+    lookup = (
+        "SELECT sender_id, request_id, seq, coins_after, coins_spent, diamonds"
+        " FROM gift_requests WHERE sender_id = ? AND request_id = ?"
+    )
+    for start in range(0, len(keys), 200):  # SQLite allows 500 terms in a compound SELECT
+        chunk = keys[start : start + 200]
+        sql = " UNION ALL ".join([lookup] * len(chunk))
+        params = [value for key in chunk for value in key]
+        for sender, request_id, *ok in conn.execute(sql, params):
+            found[(sender, request_id)] = GiftOk(*ok)
+    return found
+
+
+def _room_command(command: RoomCommand, planner: BatchPlanner) -> tuple[list[RoomEvent], bool]:
+    book = planner.book_for_batch(command.room)
+    if command.action is RoomAction.EXPIRE_STREAKS:
+        return book.expire_streaks(command.at_ms), True
+    if command.action is RoomAction.END:
+        made = book.end(command.at_ms)
+        return made, bool(made)
+    if book.status is not RoomStatus.LIVE:
+        return [], False
+    book.set_goal(command.goal_title, command.goal_coins)
+    return [], True
+
+
+def write_batch(
+    conn: sqlite3.Connection, commands: Sequence[Command], planner: BatchPlanner
+) -> BatchResult:
+    result = BatchResult(outcomes=[])
+    known = _known_requests(conn, commands)
+    transfers: list[tuple[Any, ...]] = []
+    entries: list[list[Any]] = []  # [account, transfer, amount, balance_after]
+    host_legs: dict[int, list[tuple[list[Any], int]]] = {}  # account -> (entry, running credit)
+    requests: list[tuple[Any, ...]] = []
+    gifters: dict[tuple[int, int], list[Any]] = {}
+    touched: set[RoomId] = set()
+    events: list[RoomEvent] = []
+    next_transfer = 0
+    spent_total = diamonds_total = 0
+
+    for command in commands:
+        if isinstance(command, RoomCommand):
+            made, changed = _room_command(command, planner)
+            events.extend(made)
+            touched.add(command.room)
+            result.outcomes.append(RoomDone(changed=changed))
+            continue
+
+        key = (command.sender, command.request_id)
+        earlier = known.get(key)
+        if earlier is not None:
+            result.outcomes.append(GiftAccepted(earlier, duplicate=True))
+            continue
+        book = planner.book_for_batch(command.room)
+        refusal = book.refuse_gift(command.sender)
+        if refusal is not None:
+            result.outcomes.append(GiftRefused(refusal))
+            continue
+        sender_account = coin_account(command.sender)
+        row = conn.execute(
+            "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?"
+            " RETURNING balance",
+            (command.coins, sender_account, command.coins),
+        ).fetchone()
+        if row is None:
+            (have,) = conn.execute(
+                "SELECT balance FROM accounts WHERE id = ?", (sender_account,)
+            ).fetchone()
+            message = f"not enough coins: this gift costs {command.coins}, you have {have}"
+            result.outcomes.append(GiftRefused(Refusal(Code.INSUFFICIENT_COINS, message)))
+            continue
+        coins_after = int(row[0])
+        if not next_transfer:
+            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
+            next_transfer = int(last) + 1
+        transfer = next_transfer
+        next_transfer += 1
+        transfers.append(
+            (
+                transfer,
+                command.at_ms,
+                command.sender,
+                command.host,
+                command.room,
+                command.gift.id,
+                command.count,
+            )
+        )
+        host_account = diamond_account(command.host)
+        for leg in gift_legs(command.sender, command.host, command.coins, command.diamonds):
+            entry: list[Any] = [int(leg.account), transfer, leg.amount, None]
+            if leg.account == sender_account:
+                entry[3] = coins_after
+            elif leg.account == host_account:
+                legs = host_legs.setdefault(host_account, [])
+                running = (legs[-1][1] if legs else 0) + leg.amount
+                legs.append((entry, running))
+            entries.append(entry)
+        spent_total += command.coins
+        diamonds_total += command.diamonds
+
+        made = book.apply_gift(
+            command.sender,
+            command.sender_name,
+            command.gift,
+            command.count,
+            command.diamonds,
+            command.at_ms,
+        )
+        events.extend(made)
+        touched.add(command.room)
+        gift_seq = made[-1].seq
+        ok = GiftOk(gift_seq, coins_after, command.coins, command.diamonds)
+        known[key] = ok
+        requests.append(
+            (
+                command.sender,
+                command.request_id,
+                command.room,
+                gift_seq,
+                transfer,
+                coins_after,
+                command.coins,
+                command.diamonds,
+            )
+        )
+        slot = gifters.setdefault(
+            (command.room, command.sender), [command.sender_name, 0, gift_seq]
+        )
+        slot[1] += command.coins
+        result.outcomes.append(GiftAccepted(ok))
+
+    if transfers:
+        _write_gifts(conn, transfers, entries, host_legs, requests, gifters)
+        add(conn, SystemAccount.COINS_SPENT, spent_total)
+        add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)
+    if events:
+        _write_events(conn, events, planner, result)
+    for room in touched:
+        _write_room(conn, planner, room, events)
+    return result
+
+
+def _write_gifts(
+    conn: sqlite3.Connection,
+    transfers: list[tuple[Any, ...]],
+    entries: list[list[Any]],
+    host_legs: dict[int, list[tuple[list[Any], int]]],
+    requests: list[tuple[Any, ...]],
+    gifters: dict[tuple[int, int], list[Any]],
+) -> None:
+    for account, legs in host_legs.items():
+        credited = legs[-1][1]
+        final = add(conn, account, credited)
+        for entry, running in legs:
+            entry[3] = final - credited + running
+    conn.executemany(
+        "INSERT INTO transfers (id, kind, at_ms, user_id, counterparty_id, room_id, gift_id,"
+        " count) VALUES (?, 'gift', ?, ?, ?, ?, ?, ?)",
+        transfers,
+    )
+    conn.executemany(
+        "INSERT INTO entries (account_id, transfer_id, amount, balance_after) VALUES (?, ?, ?, ?)",
+        entries,
+    )
+    conn.executemany(
+        "INSERT INTO gift_requests (sender_id, request_id, room_id, seq, transfer_id,"
+        " coins_after, coins_spent, diamonds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        requests,
+    )
+    conn.executemany(
+        "INSERT INTO room_gifters (room_id, user_id, name, coins, first_seq)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id)"
+        " DO UPDATE SET coins = coins + excluded.coins",
+        [(room, uid, v[0], v[1], v[2]) for (room, uid), v in gifters.items()],
+    )
+
+
+def _write_events(
+    conn: sqlite3.Connection, events: list[RoomEvent], planner: BatchPlanner, result: BatchResult
+) -> None:
+    rows = []
+    for event in events:
+        body = planner.encode(event)
+        result.events.append((event, body))
+        streak = event.streak if event.kind is EventKind.GIFT else None
+        rows.append(
+            (
+                event.room,
+                event.seq,
+                event.kind.value,
+                event.at_ms,
+                event.sender,
+                event.gift.id if event.gift else None,
+                streak.id if streak else None,
+                streak.total if streak else None,
+                body,
+            )
+        )
+    conn.executemany(
+        "INSERT INTO room_events (room_id, seq, kind, at_ms, sender_id, gift_id, streak_id,"
+        " streak_total, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _write_room(
+    conn: sqlite3.Connection, planner: BatchPlanner, room: RoomId, events: list[RoomEvent]
+) -> None:
+    book = planner.book_for_batch(room)
+    goal = book.goal
+    conn.execute(
+        "UPDATE rooms SET seq = ?, status = ?,"
+        " ended_ms = CASE WHEN ? = 'ended' THEN coalesce(ended_ms, ?) END,"
+        " goal_title = ?, goal_coins = ?, goal_progress = ? WHERE id = ?",
+        (
+            book.seq,
+            book.status.value,
+            book.status.value,
+            max((e.at_ms for e in events if e.room == room), default=0),
+            goal.title if goal else None,
+            goal.coins if goal else None,
+            goal.progress if goal else 0,
+            room,
+        ),
+    )
+
+
+__all__ = ["add", "write_batch"]
