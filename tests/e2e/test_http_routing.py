@@ -60,7 +60,7 @@ WRONG_METHODS = [
     ("GET", "/api/rooms/1/end"),
     ("POST", "/api/rooms/1/leaderboard"),
     ("POST", "/api/rooms/1/goal"),
-    ("GET", "/api/rooms/1/overlay_token"),
+    ("DELETE", "/api/rooms/1/overlay_token"),  # GET reads it (an extension); POST rotates
     ("POST", "/api/admin/audit"),
     ("POST", "/healthz"),
 ]
