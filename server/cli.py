@@ -8,6 +8,18 @@ import sys
 from server.config import ConfigError, Settings
 
 
+def check_catalog(settings: Settings) -> None:
+    """Refuse to start on a catalog that cannot be read, naming the file and the entry."""
+    from server.domain.catalog import CatalogError
+    from server.web.runtime import load_catalog
+
+    try:
+        load_catalog(settings.catalog)
+    except (OSError, ValueError, CatalogError) as exc:
+        where = settings.catalog or "the packaged catalog"
+        raise ConfigError(f"cannot use the catalog {where}: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="giftcast", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -23,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(host=args.host, port=args.port, db=args.db, broker=args.broker)
+        check_catalog(settings)
     except ConfigError as exc:
         print(f"giftcast: {exc}", file=sys.stderr)
         return 2

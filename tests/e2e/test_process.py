@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,63 @@ async def test_environment_selects_host_port_and_database(workdir: Path) -> None
     finally:
         assert await server.terminate() == 0
     assert os.path.exists(db)
+
+
+async def test_a_replacement_catalog_is_served_and_a_broken_one_stops_the_start(
+    workdir: Path,
+) -> None:
+    catalog = workdir / "catalog.json"
+    catalog.write_text(
+        '{"currency": "EUR", "packages": [{"id": "small", "coins": 10, "price_cents": 199}],'
+        ' "gifts": [{"id": "star", "name": "Star", "coins": 3, "streakable": true,'
+        ' "animation": "small"}]}'
+    )
+    server = await ServerProcess.start(workdir, {"GIFTCAST_CATALOG": str(catalog)})
+    api = Api(server.url)
+    try:
+        doc = (await api.call("GET", "/api/catalog")).json()
+        assert [g["id"] for g in doc["gifts"]] == ["star"]
+        assert doc["packages"] == [
+            {"id": "small", "coins": 10, "price_cents": 199, "currency": "EUR"}
+        ]
+    finally:
+        await api.close()
+        assert await server.terminate() == 0
+
+    catalog.write_text('{"packages": [], "gifts": []}')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        "--port",
+        "0",
+        cwd=workdir,
+        env={**os.environ, "GIFTCAST_CATALOG": str(catalog)},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    message = err.decode()
+    assert "cannot use the catalog" in message and "gifts must be a non-empty list" in message
+    assert "Traceback" not in message
+
+
+async def test_tokens_survive_a_restart_with_the_generated_secret(workdir: Path) -> None:
+    server = await ServerProcess.start(workdir)
+    api = Api(server.url)
+    try:
+        user = await api.signup()
+    finally:
+        await api.close()
+        assert await server.terminate() == 0
+    again = await ServerProcess.start(workdir)  # no GIFTCAST_SECRET: the kept one is reused
+    api = Api(again.url)
+    try:
+        me = await api.call("GET", "/api/me", user.token)
+        assert me.status_code == 200, me.text
+        assert me.json()["name"] == user.name
+    finally:
+        await api.close()
+        assert await again.terminate() == 0
+    assert oct((workdir / "data" / "secret").stat().st_mode & 0o777) == "0o600"
