@@ -370,10 +370,26 @@ class GiftService:
                 self._forget(room)
 
     def _forget(self, room: RoomId) -> None:
-        self._books.pop(room, None)
-        self._updates_due.pop(room, None)
-        self._events_since_prune.pop(room, None)
+        """An ended live leaves nothing behind in memory (its history is in the ledger)."""
+        for table in self._room_tables():
+            table.pop(room, None)
         self._expiry_queued.discard(room)
+
+    def _room_tables(self) -> tuple[dict[RoomId, Any], ...]:
+        return (
+            self._books,
+            self._published_seq,
+            self._tops,
+            self._updates_due,
+            self._last_update_ms,
+            self._sent_top,
+            self._sent_goal,
+            self._events_since_prune,
+        )
+
+    def rooms_in_memory(self) -> int:
+        """How many rooms any per-room table still holds (for tests and metrics)."""
+        return len(set().union(*self._room_tables()))
 
     def _queue_streak_expiry(self) -> None:
         now_ms = self.clock()

@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from tests.support.client import Api
+from tests.support.live import LiveServer
 
 
 async def test_resending_an_accepted_gift_does_not_use_up_the_rate_limit(api: Api) -> None:
@@ -133,3 +134,24 @@ async def test_page_scripts_are_revalidated_so_an_upgrade_is_seen(api: Api) -> N
     r = await api.call("GET", "/static/app.js")
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-cache"
+
+
+async def test_an_ended_live_leaves_nothing_behind_in_the_servers_memory(
+    api: Api, live: LiveServer
+) -> None:
+    host, viewer = await api.signup(), await api.signup()
+    await api.recharge(viewer, "coins_65")
+    for n in range(3):
+        room = await api.go_live(host, f"live {n}")
+        async with api.room(room["id"], viewer.token) as ws:
+            await ws.recv_type("welcome")
+            assert (await ws.gift(f"g{n}"))["type"] == "gift_ok"
+            path = f"/api/rooms/{room['id']}/goal"
+            assert (
+                await api.call("PUT", path, host.token, json={"title": "t", "coins": 5})
+            ).is_success
+            ended = await api.call("POST", f"/api/rooms/{room['id']}/end", host.token)
+            assert ended.status_code == 200
+            await ws.closed()
+        await api.call("GET", f"/api/rooms/{room['id']}")  # reading an ended room keeps nothing
+    assert live.runtime.gifts.rooms_in_memory() == 0
