@@ -48,85 +48,89 @@ import argparse
 import asyncio
 import contextlib
 import math
-import multiprocessing as mp
 import os
-import re
-import resource
 import secrets
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
-import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-T = TypeVar("T")
+# Run as a file (`python scripts/bench_fanout.py`), sys.path[0] is scripts/ itself, so the
+# `scripts` package is not importable; put the repository root first. Under
+# `python -m scripts.bench_fanout` __package__ is "scripts" and this is skipped.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
-BIRTHDATE = "1990-01-01"
-GIFT_ID = "rose"
-WS_MAX_SIZE_BYTES = 64 * 1024 * 1024  # batch frames can be large
-HTTP_CONCURRENCY = 32
-WS_CONNECT_CONCURRENCY = 64
-HTTP_TIMEOUT_S = 30.0
-HTTP_RETRIES = 6
-SERVER_LISTEN_TIMEOUT_S = 20.0
-SERVER_STOP_TIMEOUT_S = 15.0
+# Ruff's E402 accepts imports after a `sys.path` change, so these need no suppression.
+from scripts.benchkit import (
+    GIFT_ID,
+    RATE_PER_USER_MAX,
+    WORKERS_MAX,
+    WS_CONNECT_CONCURRENCY,
+    Api,
+    BenchArgs,
+    RunOutcome,
+    Server,
+    Timeline,
+    Violations,
+    add_server_arguments,
+    add_target_arguments,
+    add_window_arguments,
+    bench_main,
+    bounded_gather,
+    close_all,
+    close_label,
+    counts_text,
+    cpu_figures,
+    exit_on_problems,
+    int_field,
+    logger,
+    open_socket,
+    peak_rss_mib,
+    percentile,
+    prepare,
+    report_ready,
+    run_workers,
+    target_problems,
+    window_problems,
+    ws_base_url,
+)
+
 WORKERS_READY_TIMEOUT_S = 300.0
-START_DELAY_S = 0.5
-VIOLATIONS_KEPT = 20
 LOADGEN_LAG_S_MAX = 0.1  # senders later than this behind schedule: figures are suspect
 FRAME_CACHE_MAX = 4096  # parsed frames kept per worker: every viewer gets the same bytes
 SEQ_EVENT_TYPES = frozenset({"gift", "streak_end", "room_ended"})
-LISTENING_RE = re.compile(rb"giftcast listening on http://([^\s:/]+|\[[^\]]+\]):(\d+)")
 
 VIEWERS_MAX = 15_000
 SENDERS_MAX = 1_000
 RATE_PER_S_MAX = 5_000.0
-WORKERS_MAX = 16
-DURATION_S_MAX = 120.0
-WARMUP_S_MAX = 30.0
 DRAIN_S_MAX = 30.0
 VIEWER_EVENTS_MAX = 50_000_000  # viewers x events: bounds the memory for the loss tables
-RATE_PER_USER_MAX = 10_000_000
 
-
-class BenchError(Exception):
-    """Set-up or usage failure: the benchmark could not run (exit status 2)."""
+log = logger("bench_fanout")
 
 
 # --- arguments ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Args:
+class Args(BenchArgs):
+    """The common `BenchArgs`, then this benchmark's own."""
+
     viewers: int
     senders: int
     rate_per_s: float
-    duration_s: float
-    warmup_s: float
     drain_s: float
-    workers: int
-    rate_per_user: int
-    url: str | None
-    server_pid: int | None
-    json_path: Path | None
-    settings: dict[str, str]
 
 
 def parse_args(argv: Sequence[str] | None) -> Args:
@@ -134,46 +138,20 @@ def parse_args(argv: Sequence[str] | None) -> Args:
     p.add_argument("--viewers", type=int, default=2000, help="viewer sockets (default 2000)")
     p.add_argument("--senders", type=int, default=40, help="gift senders (default 40)")
     p.add_argument("--rate", type=float, default=200.0, help="total gifts/s, open loop (200)")
-    p.add_argument("--duration", type=float, default=10.0, help="measured seconds (default 10)")
-    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (2)")
+    add_window_arguments(p)
     p.add_argument("--drain", type=float, default=3.0, help="seconds viewers listen after (3)")
     p.add_argument("--workers", type=int, default=2, help="viewer processes (default 2)")
-    p.add_argument(
-        "--rate-per-user",
-        type=int,
-        default=1_000_000,
-        help="gifts/s and burst per user given to the server it starts (default 1000000)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        type=_setting,
-        metavar="NAME=VALUE",
-        help="a server setting for the server this script starts, e.g. --set fanout_flush_ms=100"
-        " (becomes GIFTCAST_NAME; repeatable)",
-    )
-    p.add_argument("--url", default=None, help="target a running server (loopback only)")
-    p.add_argument("--server-pid", type=int, default=None, help="pid of the --url server")
-    p.add_argument("--json", dest="json_path", type=Path, default=None, help="write figures")
+    add_server_arguments(p)
+    add_target_arguments(p)
     ns = p.parse_args(argv)
-    args = Args(
+    args = Args.from_command_line(
+        ns,
         viewers=ns.viewers,
         senders=ns.senders,
         rate_per_s=ns.rate,
-        duration_s=ns.duration,
-        warmup_s=ns.warmup,
         drain_s=ns.drain,
-        workers=ns.workers,
-        rate_per_user=ns.rate_per_user,
-        url=ns.url,
-        server_pid=ns.server_pid,
-        json_path=ns.json_path,
-        settings=dict(ns.set),
     )
-    problems = list(argument_problems(args))
-    if problems:
-        p.error("; ".join(problems))
+    exit_on_problems(p, argument_problems(args))
     return args
 
 
@@ -184,10 +162,7 @@ def argument_problems(a: Args) -> Iterator[str]:
         yield f"--senders must be 1-{SENDERS_MAX}"
     if not 1.0 <= a.rate_per_s <= RATE_PER_S_MAX:
         yield f"--rate must be 1-{RATE_PER_S_MAX:g} gifts/s"
-    if not 1.0 <= a.duration_s <= DURATION_S_MAX:
-        yield f"--duration must be 1-{DURATION_S_MAX:g} s"
-    if not 0.0 <= a.warmup_s <= WARMUP_S_MAX:
-        yield f"--warmup must be 0-{WARMUP_S_MAX:g} s"
+    yield from window_problems(a)
     if not 1.0 <= a.drain_s <= DRAIN_S_MAX:
         yield f"--drain must be 1-{DRAIN_S_MAX:g} s"
     if not 1 <= a.workers <= min(WORKERS_MAX, a.viewers):
@@ -196,234 +171,7 @@ def argument_problems(a: Args) -> Iterator[str]:
         yield f"--rate-per-user must be 1-{RATE_PER_USER_MAX}"
     if a.viewers * a.rate_per_s * (a.warmup_s + a.duration_s) > VIEWER_EVENTS_MAX:
         yield f"viewers x rate x (warmup + duration) must stay under {VIEWER_EVENTS_MAX:,}"
-    if a.url is not None:
-        try:
-            loopback_base_url(a.url)
-        except BenchError as exc:
-            yield str(exc)
-    if a.server_pid is not None and a.url is None:
-        yield "--server-pid only makes sense with --url"
-    if a.json_path is not None and a.json_path.is_dir():
-        yield "--json must name a file"
-
-
-def loopback_base_url(url: str) -> str:
-    """`http://127.0.0.1:PORT` or `http://localhost:PORT`, normalised; anything else refused."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS:
-        raise BenchError(f"refusing {url!r}: only http://127.0.0.1:PORT or localhost is a target")
-    if parts.port is None or parts.path not in ("", "/") or parts.query or parts.username:
-        raise BenchError(f"refusing {url!r}: give scheme, host and port only")
-    return f"http://{parts.hostname}:{parts.port}"
-
-
-def raise_nofile_limit() -> int:
-    """Raise this process's open-file limit to its hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        return hard
-    return soft
-
-
-# --- the server under test ----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Server:
-    base_url: str
-    admin_token: str
-    pid: int | None
-    proc: subprocess.Popen[bytes] | None = None
-    tmpdir: Path | None = None
-
-
-def _setting(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.replace("_", "").isalnum():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
-def start_server(
-    rate_per_user: int, connections_max: int, settings: dict[str, str] | None = None
-) -> Server:
-    """Run `python -m server serve` on a free loopback port and wait for its listening line."""
-    tmpdir = Path(tempfile.mkdtemp(prefix="giftcast-bench-"))
-    admin_token = secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
-    env |= {
-        "GIFTCAST_ADMIN_TOKEN": admin_token,
-        "GIFTCAST_DATA_DIR": str(tmpdir),
-        "GIFTCAST_GIFT_RATE_PER_S": str(rate_per_user),
-        "GIFTCAST_GIFT_BURST": str(max(20, rate_per_user)),
-        "GIFTCAST_CONNECTIONS_PER_IP_MAX": str(connections_max),
-    }
-    env |= {f"GIFTCAST_{name.upper()}": value for name, value in (settings or {}).items()}
-    cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--db", f"sqlite:///{tmpdir}/bench.db"]
-    log_path = tmpdir / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    server = Server("", admin_token, proc.pid, proc, tmpdir)
-    deadline = time.monotonic() + SERVER_LISTEN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        match = LISTENING_RE.search(log_path.read_bytes())
-        if match:
-            server.base_url = f"http://127.0.0.1:{int(match.group(2))}"
-            return server
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    tail = log_tail(log_path)
-    stop_server(server)
-    raise BenchError(f"server did not report 'giftcast listening on ...' in time:\n{tail}")
-
-
-def log_tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_bytes()[-chars:].decode(errors="replace")
-    except OSError:
-        return "(no server log)"
-
-
-def stop_server(server: Server) -> int | None:
-    """SIGTERM, then SIGKILL after 15 s; remove the temp dir. The exit code, None if killed."""
-    code: int | None = None
-    if server.proc is not None:
-        if server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGTERM)
-            try:
-                code = server.proc.wait(SERVER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
-                server.proc.wait()
-        else:
-            code = server.proc.returncode
-        if code != 0 and server.tmpdir is not None:
-            print(f"--- server log tail ---\n{log_tail(server.tmpdir / 'server.log')}")
-    if server.tmpdir is not None:
-        shutil.rmtree(server.tmpdir, ignore_errors=True)
-    return code
-
-
-def peak_rss_mib(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU of all the process's threads, from /proc/PID/stat."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-# --- HTTP set-up --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    id: str
-    name: str
-    token: str
-
-
-class Api:
-    """The few HTTP calls the benchmark needs; any unexpected status is a BenchError."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        body: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        expect: int = 200,
-    ) -> Any:
-        headers = {"Accept": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
-        content = None if body is None else orjson.dumps(body)
-        if content is not None:
-            headers["Content-Type"] = "application/json"
-        problem = ""
-        for attempt in range(HTTP_RETRIES):
-            if attempt:
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
-            try:
-                resp = await self._client.request(method, path, headers=headers, content=content)
-            except httpx.TransportError as exc:
-                problem = repr(exc)
-                continue
-            if resp.status_code in (429, 503):  # not an outcome: try again
-                problem = f"{resp.status_code} {resp.text[:200]}"
-                continue
-            if resp.status_code != expect:
-                raise BenchError(
-                    f"{method} {path}: expected {expect}, got {resp.status_code}: {resp.text[:300]}"
-                )
-            return orjson.loads(resp.content)
-        raise BenchError(f"{method} {path}: gave up after {HTTP_RETRIES} tries: {problem}")
-
-    async def sign_up(self, name: str) -> Account:
-        data = await self.call(
-            "POST", "/api/users", body={"name": name, "birthdate": BIRTHDATE}, expect=201
-        )
-        return Account(str(data["id"]), str(data["name"]), str(data["token"]))
-
-    async def me(self, account: Account) -> dict[str, Any]:
-        data = await self.call("GET", "/api/me", token=account.token)
-        if not isinstance(data, dict):
-            raise BenchError(f"GET /api/me answered {data!r}")
-        return data
-
-
-async def bounded_gather(count: int, make: Callable[[int], Awaitable[T]]) -> list[T]:
-    sem = asyncio.Semaphore(HTTP_CONCURRENCY)
-
-    async def one(i: int) -> T:
-        async with sem:
-            return await make(i)
-
-    return list(await asyncio.gather(*(one(i) for i in range(count))))
-
-
-async def wait_healthy(api: Api) -> None:
-    deadline = time.monotonic() + SERVER_LISTEN_TIMEOUT_S
-    while True:
-        with contextlib.suppress(BenchError):
-            if (await api.call("GET", "/healthz")) == {"ok": True}:
-                return
-        if time.monotonic() > deadline:
-            raise BenchError("GET /healthz did not answer 200 {'ok': true} within 20 s")
-        await asyncio.sleep(0.1)
-
-
-def int_field(obj: Any, key: str) -> int:
-    value = obj.get(key) if isinstance(obj, dict) else None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BenchError(f"expected an integer {key!r} in {obj!r}")
-    return value
+    yield from target_problems(a)
 
 
 # --- set-up of the room, viewers and senders ----------------------------------------------
@@ -446,34 +194,19 @@ class Fixture:
 
 
 async def set_up(api: Api, args: Args, run: str) -> Fixture:
-    catalog = await api.call("GET", "/api/catalog")
-    gifts = {str(g["id"]): g for g in catalog["gifts"]}
-    if GIFT_ID not in gifts:
-        raise BenchError(f"the catalog has no {GIFT_ID!r} gift")
-    gift_coins = int_field(gifts[GIFT_ID], "coins")
-    biggest = max(catalog["packages"], key=lambda pkg: int_field(pkg, "coins"))
-    package_id, package_coins = str(biggest["id"]), int_field(biggest, "coins")
+    prices = await api.prices()
     per_sender = math.ceil(args.rate_per_s / args.senders * (args.warmup_s + args.duration_s + 1))
-    recharges = max(1, math.ceil((per_sender + 1) * gift_coins / package_coins))
+    recharges = max(1, math.ceil((per_sender + 1) * prices.gift_coins / prices.package_coins))
 
     host = await api.sign_up(f"bf{run}h")
-    room = await api.call(
-        "POST", "/api/rooms", token=host.token, body={"title": "fan-out bench"}, expect=201
-    )
-    room_id = str(room["id"])
+    room_id = await api.go_live(host, "fan-out bench")
     first_seq = int_field(await api.call("GET", f"/api/rooms/{quote(room_id)}"), "seq") + 1
     viewers = await bounded_gather(args.viewers, lambda i: api.sign_up(f"bf{run}v{i}"))
 
     async def sender(i: int) -> SenderPlan:
-        account = await api.sign_up(f"bf{run}s{i}")
-        for k in range(recharges):
-            await api.call(
-                "POST",
-                "/api/wallet/recharge",
-                token=account.token,
-                body={"package_id": package_id},
-                idempotency_key=f"bench-{run}-{i}-{k}",
-            )
+        account = await api.sign_up_with_coins(
+            f"bf{run}s{i}", prices.package_id, recharges, f"bench-{run}-{i}"
+        )
         return SenderPlan(i, f"{run}s{i}", account.token)
 
     senders = await bounded_gather(args.senders, sender)
@@ -481,16 +214,6 @@ async def set_up(api: Api, args: Args, run: str) -> Fixture:
 
 
 # --- the load-generating workers ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """Instants on `time.monotonic()`, which is system-wide on Linux (shared by all workers)."""
-
-    start: float
-    measure_from: float
-    stop_sending: float
-    listen_until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,14 +247,8 @@ class WorkerResult:
     senders_closed: Counter[str] = field(default_factory=Counter)
     lost: int = 0
     send_lag_s_max: float = 0.0
-    violations: list[str] = field(default_factory=list)
-    violation_count: int = 0
+    violations: Violations = field(default_factory=Violations)
     cpu_s: float = 0.0
-
-    def violation(self, text: str) -> None:
-        self.violation_count += 1
-        if len(self.violations) < VIOLATIONS_KEPT:
-            self.violations.append(text)
 
 
 def seq_events(raw: bytes) -> tuple[tuple[int, bool], ...]:
@@ -574,12 +291,12 @@ async def run_viewer(
     res: WorkerResult,
     cache: FrameCache,
 ) -> None:
-    """Count every numbered event by seq until `listen_until`; note the first receipt time."""
+    """Count every numbered event by seq until `tl.end`; note the first receipt time."""
     base, slots, times = plan.first_seq, plan.seq_slots, res.recv_times
     window_from, window_to = tl.measure_from, tl.stop_sending
     last = base - 1
     try:
-        async with asyncio.timeout(max(0.0, tl.listen_until - time.monotonic())):
+        async with asyncio.timeout(max(0.0, tl.end - time.monotonic())):
             while True:
                 raw = await ws.recv(decode=False)
                 now = time.monotonic()
@@ -638,14 +355,14 @@ async def read_answers(
             for answer in answers_in(orjson.loads(raw)):
                 sent_at = state.pending.pop(str(answer.get("id")), None)
                 if sent_at is None:
-                    res.violation(f"an answer for no request in flight: {answer}")
+                    res.violations.add(f"an answer for no request in flight: {answer}")
                     continue
                 if answer["type"] == "error":
                     res.errors[str(answer.get("code"))] += 1
                     continue
                 seq = answer.get("seq")
                 if not isinstance(seq, int) or seq in res.sent_at or answer.get("duplicate"):
-                    res.violation(f"gift_ok with a bad, repeated or duplicate seq: {answer}")
+                    res.violations.add(f"gift_ok with a bad, repeated or duplicate seq: {answer}")
                     continue
                 res.sent_at[seq] = sent_at
                 if tl.measure_from <= sent_at < tl.stop_sending:
@@ -682,7 +399,7 @@ async def run_open_sender(
         settled = asyncio.create_task(state.settled.wait())
         await asyncio.wait(
             {reader, settled},
-            timeout=max(0.0, tl.listen_until - time.monotonic()),
+            timeout=max(0.0, tl.end - time.monotonic()),
             return_when=asyncio.FIRST_COMPLETED,
         )
         settled.cancel()
@@ -709,7 +426,9 @@ async def worker_main(plan: WorkerPlan, conn: Connection) -> WorkerResult:
             ws, welcome = await open_socket(room_url + quote(token))
         viewers.append(ws)
         if welcome.get("seq") != plan.first_seq - 1:
-            res.violation(f"welcome seq {welcome.get('seq')!r}, room was at {plan.first_seq - 1}")
+            res.violations.add(
+                f"welcome seq {welcome.get('seq')!r}, room was at {plan.first_seq - 1}"
+            )
 
     async def join_sender(sp: SenderPlan) -> None:
         async with sem:
@@ -719,8 +438,7 @@ async def worker_main(plan: WorkerPlan, conn: Connection) -> WorkerResult:
         await asyncio.gather(
             *(join_viewer(t) for t in plan.viewer_tokens), *(join_sender(s) for s in plan.senders)
         )
-        conn.send(("ready", len(viewers) + len(senders)))
-        tl: Timeline = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        tl = await report_ready(conn, len(viewers) + len(senders))
         cpu_before = time.process_time()
         cache = FrameCache()
         counts = [bytearray(plan.seq_slots) for _ in viewers]
@@ -735,91 +453,13 @@ async def worker_main(plan: WorkerPlan, conn: Connection) -> WorkerResult:
         res.viewer_counts = [bytes(c) for c in counts]
         res.cpu_s = time.process_time() - cpu_before
     finally:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(15):
-                sockets = [*viewers, *senders.values()]
-                await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        await close_all([*viewers, *senders.values()])
     return res
 
 
-def worker_entry(plan: WorkerPlan, conn: Connection) -> None:
-    raise_nofile_limit()
-    try:
-        result = asyncio.run(worker_main(plan, conn))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
-        return
-    except Exception as exc:  # reported to the parent, which fails the run loudly
-        conn.send(("failed", f"worker {plan.worker}: {exc!r}"))
-        return
-    conn.send(("result", result))
-
-
-def close_label(exc: ConnectionClosed) -> str:
-    frame = exc.rcvd
-    return f"{frame.code}" if frame is not None else "no close frame"
-
-
-async def open_socket(url: str) -> tuple[ClientConnection, dict[str, Any]]:
-    """Connect and read the welcome; a close before it (4401, 4404, 4429...) is a BenchError."""
-    ws = await connect(
-        url,
-        compression=None,
-        max_size=WS_MAX_SIZE_BYTES,
-        ping_interval=None,
-        open_timeout=30,
-        close_timeout=2,
-        proxy=None,
-    )
-    try:
-        welcome = orjson.loads(await asyncio.wait_for(ws.recv(decode=False), 15))
-    except ConnectionClosed as exc:
-        raise BenchError(f"socket closed with {close_label(exc)} before the welcome") from exc
-    except BaseException:
-        await ws.close()
-        raise
-    if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
-        await ws.close()
-        raise BenchError(f"first message was not a welcome: {welcome!r}")
-    return ws, welcome
-
-
-def collect(conns: list[Connection], kind: str, timeout_s: float) -> list[Any]:
-    """One `(kind, payload)` message from every worker, in worker order; failures raise."""
-    got: dict[int, Any] = {}
-    index_of = {id(c): i for i, c in enumerate(conns)}
-    deadline = time.monotonic() + timeout_s
-    while len(got) < len(conns):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BenchError(f"workers did not report {kind!r} within {timeout_s:g} s")
-        waiting = [c for i, c in enumerate(conns) if i not in got]
-        for ready in wait_connections(waiting, remaining):
-            i = index_of[id(ready)]
-            try:
-                tag, payload = conns[i].recv()
-            except EOFError:
-                raise BenchError(f"worker {i} died without reporting {kind!r}") from None
-            if tag == "failed":
-                raise BenchError(str(payload))
-            if tag != kind:
-                raise BenchError(f"worker {i} sent {tag!r} instead of {kind!r}")
-            got[i] = payload
-    return [got[i] for i in range(len(conns))]
-
-
-def sleep_until(instant: float) -> None:
-    time.sleep(max(0.0, instant - time.monotonic()))
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    results: list[WorkerResult]
-    timeline: Timeline
-    server_cpu_s: float | None
-
-
-def run_workers(args: Args, ws_base: str, fx: Fixture, server_pid: int | None) -> RunOutcome:
-    ctx = mp.get_context("spawn")
+def run_load(
+    args: Args, ws_base: str, fx: Fixture, server_pid: int | None
+) -> RunOutcome[WorkerResult]:
     seq_slots = int(args.rate_per_s * (args.warmup_s + args.duration_s)) + 2 * args.senders + 1000
     # Viewers over `--workers` processes; the senders in one more of their own, so that a burst
     # of viewer frames never delays a send past its schedule.
@@ -841,50 +481,23 @@ def run_workers(args: Args, ws_base: str, fx: Fixture, server_pid: int | None) -
         )
         for w, (viewer_tokens, senders) in enumerate(groups)
     ]
-    conns: list[Connection] = []
-    procs: list[Any] = []
-    try:
-        for plan in plans:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_entry, args=(plan, child), daemon=True)
-            proc.start()
-            child.close()
-            conns.append(parent)
-            procs.append(proc)
-        collect(conns, "ready", WORKERS_READY_TIMEOUT_S)
-        start = time.monotonic() + START_DELAY_S
-        measure_from = start + args.warmup_s
-        stop_sending = measure_from + args.duration_s
-        tl = Timeline(start, measure_from, stop_sending, stop_sending + args.drain_s)
-        for conn in conns:
-            conn.send(tl)
-        log(f"running: {args.warmup_s:g} s warm-up, {args.duration_s:g} s measured")
-        sleep_until(tl.measure_from)
-        cpu_from = cpu_seconds(server_pid)
-        sleep_until(tl.stop_sending)
-        cpu_to = cpu_seconds(server_pid)
-        results: list[WorkerResult] = collect(conns, "result", args.drain_s + 60)
-    finally:
-        for proc in procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-    cpu = None if cpu_from is None or cpu_to is None else cpu_to - cpu_from
-    return RunOutcome(results, tl, cpu)
+    return run_workers(
+        worker_main,
+        plans,
+        args,
+        after_s=args.drain_s,
+        ready_timeout_s=WORKERS_READY_TIMEOUT_S,
+        server_pid=server_pid,
+        log=log,
+    )
 
 
 # --- figures and checks -------------------------------------------------------------------
 
 
-def percentile(ordered: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
-
-
-def figures_of(args: Args, fx: Fixture, run: RunOutcome) -> tuple[dict[str, Any], list[str]]:
+def figures_of(
+    args: Args, fx: Fixture, run: RunOutcome[WorkerResult]
+) -> tuple[dict[str, Any], list[str]]:
     failures: list[str] = []
     res, tl, base = run.results, run.timeline, fx.first_seq
     sent_at: dict[int, float] = {}
@@ -933,7 +546,7 @@ def figures_of(args: Args, fx: Fixture, run: RunOutcome) -> tuple[dict[str, Any]
     lost_requests = sum(r.lost for r in res)
     out_of_order = sum(r.out_of_order for r in res)
     out_of_range = sum(r.out_of_range for r in res)
-    violations = sum(r.violation_count for r in res)
+    violations = sum(r.violations.count for r in res)
     if lost_requests:
         failures.append(f"{lost_requests} gift requests never answered (lost)")
     if viewers_closed or senders_closed:
@@ -944,7 +557,7 @@ def figures_of(args: Args, fx: Fixture, run: RunOutcome) -> tuple[dict[str, Any]
     if out_of_order or out_of_range:
         failures.append(f"{out_of_order} events out of order, {out_of_range} with unexpected seqs")
     if violations:
-        examples = [v for r in res for v in r.violations][:5]
+        examples = [v for r in res for v in r.violations.kept][:5]
         failures.append(f"{violations} contract violations, e.g. {examples}")
     in_window = sum(1 for t in sent_at.values() if tl.measure_from <= t < tl.stop_sending)
     send_lag_s = max(r.send_lag_s_max for r in res)
@@ -976,7 +589,7 @@ def figures_of(args: Args, fx: Fixture, run: RunOutcome) -> tuple[dict[str, Any]
         "send_lag_ms_max": send_lag_s * 1000,
         "loadgen_behind_schedule": send_lag_s > LOADGEN_LAG_S_MAX,
         "errors": sum(errors.values()),
-        "errors_by_code": ",".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none",
+        "errors_by_code": counts_text(errors),
         "lost_requests": lost_requests,
         "seq_first": first,
         "seq_last": last,
@@ -985,52 +598,9 @@ def figures_of(args: Args, fx: Fixture, run: RunOutcome) -> tuple[dict[str, Any]
         "viewers_with_loss": viewers_missing,
         "out_of_order": out_of_order,
         "contract_violations": violations,
-        "server_cpu_s": run.server_cpu_s,
-        "server_cpu_cores": None
-        if run.server_cpu_s is None
-        else run.server_cpu_s / args.duration_s,
-        "loadgen_cpu_s": sum(r.cpu_s for r in res),
+        **cpu_figures(run.server_cpu_s, args.duration_s, sum(r.cpu_s for r in res)),
     }
     return figures, failures
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-    return str(value)
-
-
-def report(title: str, figures: dict[str, Any], failures: list[str], path: Path | None) -> None:
-    print(f"\n== {title} ==")
-    for key, value in figures.items():
-        print(f"{key}: {fmt(value)}")
-    for failure in failures:
-        print(f"failure: {failure}")
-    print(f"result: {'FAIL' if failures else 'PASS'}")
-    if failures:
-        bar = "!" * 72
-        lines = "\n".join(f"!!! {f}" for f in failures)
-        print(f"\n{bar}\n!!! {title} FAILED\n{lines}\n{bar}", file=sys.stderr)
-    if path is not None:
-        document = {**figures, "failures": failures, "result": "FAIL" if failures else "PASS"}
-        path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-
-
-def http_client(base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=HTTP_TIMEOUT_S,
-        trust_env=False,  # never through a proxy: loopback only
-        limits=httpx.Limits(max_connections=HTTP_CONCURRENCY),
-    )
-
-
-def log(text: str) -> None:
-    print(f"[bench_fanout] {text}", file=sys.stderr, flush=True)
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -1038,58 +608,29 @@ def log(text: str) -> None:
 
 def benchmark(args: Args, server: Server) -> tuple[dict[str, Any], list[str]]:
     run_id = secrets.token_hex(3)
-
-    async def prepare() -> Fixture:
-        async with http_client(server.base_url) as client:
-            api = Api(client)
-            await wait_healthy(api)
-            log(f"setting up {args.viewers} viewers and {args.senders} senders")
-            return await set_up(api, args, run_id)
-
-    fx = asyncio.run(prepare())
-    ws_base = "ws://" + server.base_url.removeprefix("http://")
+    fx = prepare(
+        server,
+        f"setting up {args.viewers} viewers and {args.senders} senders",
+        log,
+        lambda api: set_up(api, args, run_id),
+    )
     log(f"connecting {args.viewers + args.senders} sockets from {args.workers} workers")
-    run = run_workers(args, ws_base, fx, server.pid)
-    figures, failures = figures_of(args, fx, run)
+    outcome = run_load(args, ws_base_url(server), fx, server.pid)
+    figures, failures = figures_of(args, fx, outcome)
     figures["server_peak_rss_mib"] = peak_rss_mib(server.pid)
     return figures, failures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    nofile = raise_nofile_limit()
-    if args.viewers + args.senders + 256 > nofile:
-        print(
-            f"bench_fanout: {args.viewers + args.senders} sockets exceed the limit {nofile}",
-            file=sys.stderr,
-        )
-        return 2
-    server: Server | None = None
-    exit_code: int | None = 0
-    try:
-        if args.url is not None:
-            server = Server(loopback_base_url(args.url), "", args.server_pid)
-        else:
-            server = start_server(
-                args.rate_per_user, args.viewers + args.senders + 1000, args.settings
-            )
-            log(f"started server pid {server.pid} at {server.base_url}")
-        figures, failures = benchmark(args, server)
-    except BenchError as exc:
-        print(f"bench_fanout: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench_fanout: interrupted; the server and workers were stopped", file=sys.stderr)
-        return 130
-    finally:
-        if server is not None and server.proc is not None:
-            exit_code = stop_server(server)
-    if server.proc is not None:
-        figures["server_exit_code"] = "killed" if exit_code is None else exit_code
-        if exit_code != 0:
-            failures.append(f"the server exited with {exit_code} on SIGTERM (the contract says 0)")
-    report("giftcast bench_fanout", figures, failures, args.json_path)
-    return 1 if failures else 0
+    return bench_main(
+        "bench_fanout",
+        args,
+        lambda server: benchmark(args, server),
+        sockets=args.viewers + args.senders,
+        too_many_sockets=f"{args.viewers + args.senders} sockets exceed the limit",
+        audit_token_needed=False,
+    )
 
 
 if __name__ == "__main__":
