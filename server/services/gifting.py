@@ -22,7 +22,6 @@ import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from server.config import Settings
@@ -30,9 +29,10 @@ from server.domain.catalog import Catalog
 from server.domain.errors import Code, Refusal
 from server.domain.money import Rates, RoomId, UserId
 from server.domain.ratelimit import TokenBucket
-from server.domain.rooms import EventKind, RoomBook, RoomEvent, RoomStatus
-from server.protocol.messages import GiftRequest, encode_event
+from server.domain.rooms import RoomStatus
+from server.protocol.messages import GiftRequest
 from server.services.clock import Clock
+from server.services.room_books import RoomBooks
 from server.services.users import Caller
 from server.storage.base import (
     BatchResult,
@@ -52,17 +52,6 @@ from server.storage.base import (
 log = logging.getLogger("giftcast.gifting")
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
-    """What the writer hands the fan-out after a commit."""
-
-    room: RoomId
-    seq: int  # 0 for unnumbered updates (top, goal)
-    frame: bytes
-    ends_room: bool = False
-
-
-Publish = Callable[[Published], None]
 GiftAnswer = GiftAccepted | Refusal
 Reply = Callable[[GiftAnswer], None]
 OnOutcome = Callable[[Outcome], None]
@@ -75,23 +64,14 @@ class GiftService:
         store: LedgerStore,
         catalog: Catalog,
         clock: Clock,
-        publish: Publish,
+        books: RoomBooks,
     ) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
         self.clock = clock
-        self.publish = publish
+        self.books = books
         self.rates = Rates(settings.diamonds_per_coin, settings.cents_per_100_diamonds)
-        self._books: dict[RoomId, RoomBook] = {}
-        self._loading: dict[RoomId, asyncio.Future[RoomBook | None]] = {}
-        self._published_seq: dict[RoomId, int] = {}
-        self._tops: dict[RoomId, list[tuple[UserId, str, int]]] = {}
-        self._updates_due: dict[RoomId, int] = {}  # room -> earliest ms for top/goal update
-        self._last_update_ms: dict[RoomId, int] = {}
-        self._sent_top: dict[RoomId, list[tuple[UserId, str, int]]] = {}
-        self._sent_goal: dict[RoomId, tuple[str, int, int] | None] = {}
-        self._events_since_prune: dict[RoomId, int] = {}
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
         self._accepted: OrderedDict[tuple[UserId, str], GiftOk] = OrderedDict()
         self._expiry_queued: set[RoomId] = set()
@@ -117,46 +97,6 @@ class GiftService:
         while self._checks:
             await asyncio.gather(*list(self._checks), return_exceptions=True)
 
-    # --- reads for the fan-out ----------------------------------------------------------
-
-    async def book(self, room: RoomId) -> RoomBook | None:
-        """The room's book, loaded once (single flight) from the ledger."""
-        found = self._books.get(room)
-        if found is not None:
-            return found
-        pending = self._loading.get(room)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._loading[room] = pending
-            try:
-                loaded = await self.store.load_book(room, self.settings.streak_window_ms)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # retrieved here: the awaiting callers get it too
-                raise
-            finally:
-                del self._loading[room]
-            if loaded is not None and loaded.status is RoomStatus.LIVE:
-                # Only live rooms stay in memory; an ended room's book is read and let go.
-                self._books[room] = loaded
-                self._published_seq[room] = loaded.seq
-                self._tops[room] = loaded.top(self.settings.leaderboard_size)
-            pending.set_result(loaded)
-            return loaded
-        return await pending
-
-    def published_seq(self, room: RoomId) -> int:
-        return self._published_seq.get(room, 0)
-
-    def top(self, room: RoomId) -> list[tuple[UserId, str, int]]:
-        return self._tops.get(room, [])
-
-    def goal(self, room: RoomId) -> tuple[str, int, int] | None:
-        book = self._books.get(room)
-        if book is None or book.goal is None:
-            return None
-        return (book.goal.title, book.goal.coins, book.goal.progress)
-
     # --- intake -------------------------------------------------------------------------
 
     def _rate_limit(self, caller: Caller, now_ms: int) -> int:
@@ -172,7 +112,7 @@ class GiftService:
 
     def _rules(self, caller: Caller, request: GiftRequest, room: RoomId) -> Refusal | GiftCommand:
         gift = self.catalog.gift(request.gift_id)
-        book = self._books.get(room)
+        book = self.books.get(room)
         if book is None or book.status is not RoomStatus.LIVE:
             return Refusal(Code.ROOM_NOT_LIVE, "this live has ended; gifts are no longer accepted")
         if gift is None:
@@ -216,14 +156,14 @@ class GiftService:
                 retry_after_ms=wait_ms,
             )
             self._answer_after_dup_check(caller, request, refusal, reply)
-        elif room in self._books:
+        elif room in self.books:
             self._check_and_queue(caller, request, room, reply)
         else:
             # The room's book is not in memory (first gift since start, or a failed batch
             # dropped it): load it, then check as usual.
             async def load_then_check() -> None:
                 try:
-                    await self.book(room)
+                    await self.books.book(room)
                 except StoreError:
                     busy = Refusal(Code.UNAVAILABLE, "storage is busy; resend this gift")
                     self._answer_after_dup_check(caller, request, busy, reply)
@@ -286,7 +226,7 @@ class GiftService:
         `RoomDone(changed=False)`: the room had already ended (an END is then already done)."""
         if not self._accepting:
             return Refusal(Code.UNAVAILABLE, "the server is shutting down; try again shortly")
-        await self.book(command.room)
+        await self.books.book(command.room)
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.append((command, done.set_result))
         self._wake.set()
@@ -318,14 +258,14 @@ class GiftService:
         missing: set[RoomId] = set()
         try:
             for room in rooms:
-                await self.book(room)
+                await self.books.book(room)
             # A room with no book in memory is unknown or has ended (ended books are let go).
-            missing = {room for room in rooms if room not in self._books}
+            missing = {room for room in rooms if room not in self.books}
             runnable = [(c, f) for c, f in batch if c.room not in missing]
             for command, on_outcome in batch:
                 if command.room in missing:
                     on_outcome(_not_live(command))
-            result = await self.store.write_batch([c for c, _ in runnable], self)
+            result = await self.store.write_batch([c for c, _ in runnable], self.books)
         except (StoreError, Exception) as exc:
             # Nothing was written: forget what the books planned and answer every command.
             if not isinstance(exc, StoreError):
@@ -333,7 +273,7 @@ class GiftService:
             else:
                 log.warning("gift batch failed: %s", exc)
             for room in rooms:
-                self._books.pop(room, None)
+                self.books.drop(room)
                 self._expiry_queued.discard(room)
             refusal = GiftRefused(Refusal(Code.UNAVAILABLE, "could not record this now; resend it"))
             answered = {id(c) for c, _ in batch if c.room in missing}
@@ -347,53 +287,20 @@ class GiftService:
     def _after_commit(
         self, result: BatchResult, batch: Sequence[tuple[Command, OnOutcome]]
     ) -> None:
-        now_ms = self.clock()
-        for event, frame in result.events:
-            self._published_seq[event.room] = event.seq
-            ends = event.kind is EventKind.ROOM_ENDED
-            self.publish(Published(event.room, event.seq, frame, ends_room=ends))
-            count = self._events_since_prune.get(event.room, 0) + 1
-            self._events_since_prune[event.room] = count
+        rooms = {command.room for command, _ in batch}
+        self.books.committed(result, rooms, self.clock())
         for command, _ in batch:
             if isinstance(command, RoomCommand) and command.action is RoomAction.EXPIRE_STREAKS:
                 self._expiry_queued.discard(command.room)
         for (_, on_outcome), outcome in zip(batch, result.outcomes, strict=True):
             on_outcome(outcome)
-        for room in {command.room for command, _ in batch}:
-            book = self._books.get(room)
-            if book is None:
-                continue
-            self._tops[room] = book.top(self.settings.leaderboard_size)
-            earliest = self._last_update_ms.get(room, 0) + self.settings.room_update_interval_ms
-            self._updates_due.setdefault(room, max(now_ms, earliest))
-            if book.status is RoomStatus.ENDED:
-                self._forget(room)
-
-    def _forget(self, room: RoomId) -> None:
-        """An ended live leaves nothing behind in memory (its history is in the ledger)."""
-        for table in self._room_tables():
-            table.pop(room, None)
-        self._expiry_queued.discard(room)
-
-    def _room_tables(self) -> tuple[dict[RoomId, Any], ...]:
-        return (
-            self._books,
-            self._published_seq,
-            self._tops,
-            self._updates_due,
-            self._last_update_ms,
-            self._sent_top,
-            self._sent_goal,
-            self._events_since_prune,
-        )
-
-    def rooms_in_memory(self) -> int:
-        """How many rooms any per-room table still holds (for tests and metrics)."""
-        return len(set().union(*self._room_tables()))
+        for room in rooms:
+            if room not in self.books:
+                self._expiry_queued.discard(room)
 
     def _queue_streak_expiry(self) -> None:
         now_ms = self.clock()
-        for room, book in self._books.items():
+        for room, book in self.books.items():
             if room in self._expiry_queued:
                 continue
             if book.streaks and book.expired_streaks(now_ms):
@@ -402,56 +309,10 @@ class GiftService:
                 self._queue.append((command, _ignore))
 
     def _room_updates(self) -> None:
-        """Top and goal frames, at most one of each per room per update interval."""
-        if not self._updates_due:
-            return
-        now_ms = self.clock()
-        for room, due in list(self._updates_due.items()):
-            if due > now_ms:
-                continue
-            del self._updates_due[room]
-            book = self._books.get(room)
-            if book is None:
-                continue
-            sent = False
-            top = self._tops.get(room, [])
-            if top != self._sent_top.get(room):
-                self._sent_top[room] = top
-                self.publish(Published(room, 0, _top_frame(top)))
-                sent = True
-            goal = (book.goal.title, book.goal.coins, book.goal.progress) if book.goal else None
-            if goal != self._sent_goal.get(room):
-                self._sent_goal[room] = goal
-                if goal is not None:
-                    self.publish(Published(room, 0, _goal_frame(*goal)))
-                    sent = True
-            if sent:
-                self._last_update_ms[room] = now_ms
-            if self._events_since_prune.get(room, 0) >= self.settings.room_events_prune_every:
-                self._events_since_prune[room] = 0
-                keep = self.settings.room_events_kept_min
-                task = asyncio.get_running_loop().create_task(self.store.prune_events(room, keep))
-                task.add_done_callback(_loud)
-
-    # --- BatchPlanner (called by the store inside its transaction) ----------------------
-
-    def book_for_batch(self, room: RoomId) -> RoomBook:
-        return self._books[room]
-
-    def encode(self, event: RoomEvent) -> bytes:
-        return encode_event(event)
-
-
-def _top_frame(top: list[tuple[UserId, str, int]]) -> bytes:
-    from server.protocol.messages import dumps, top_doc
-
-    return dumps({"type": "top", "top": top_doc(top)})
-
-
-def _goal_frame(title: str, coins: int, progress: int) -> bytes:
-    from server.protocol.messages import dumps
-
-    return dumps({"type": "goal", "title": title, "coins": coins, "progress": progress})
+        for room in self.books.send_due_updates(self.clock()):
+            keep = self.settings.room_events_kept_min
+            task = asyncio.get_running_loop().create_task(self.store.prune_events(room, keep))
+            task.add_done_callback(_loud)
 
 
 def _not_live(command: Command) -> Outcome:
@@ -482,4 +343,4 @@ def _loud(task: asyncio.Task[None]) -> None:
         log.critical("background task %s died", task.get_name(), exc_info=exc)
 
 
-__all__ = ["GiftAnswer", "GiftOk", "GiftService", "Published"]
+__all__ = ["GiftAnswer", "GiftOk", "GiftService"]

@@ -101,30 +101,30 @@ class RoomService:
             return Refusal(Code.NOT_FOUND, f"there is no room {room_id}")
         doc = self.room_doc(room)
         if room.status is RoomStatus.LIVE:
-            await self.gifts.book(room.id)
-            doc["seq"] = max(room.seq, self.gifts.published_seq(room.id))
+            await self.gifts.books.book(room.id)
+            doc["seq"] = max(room.seq, self.gifts.books.published_seq(room.id))
         else:
             doc["seq"] = room.seq
             doc["ended_at"] = rfc3339(room.ended_ms) if room.ended_ms else None
         doc["viewers"] = self.viewers(room.id) if room.status is RoomStatus.LIVE else 0
         doc["top"] = await self._top(room)
         doc["goal"] = self._goal(room)
-        book = await self.gifts.book(room.id)
+        book = await self.gifts.books.book(room.id)
         coins = sum(book.spent.values()) if book is not None else 0
         doc["coins"] = coins  # gifted this live, all senders
         doc["diamonds"] = self.gifts.rates.diamonds_for(coins)  # credited to the host this live
         return doc
 
     async def _top(self, room: RoomRow) -> list[dict[str, Any]]:
-        book = await self.gifts.book(room.id)
+        book = await self.gifts.books.book(room.id)
         if book is None:
             return []
         if room.status is RoomStatus.LIVE:
-            return top_doc(self.gifts.top(room.id))
+            return top_doc(self.gifts.books.top(room.id))
         return top_doc(book.top(self.settings.leaderboard_size))
 
     def _goal(self, room: RoomRow) -> dict[str, Any] | None:
-        live = self.gifts.goal(room.id)
+        live = self.gifts.books.goal(room.id)
         if live is not None:
             return {"title": live[0], "coins": live[1], "progress": live[2]}
         if room.goal_title is None:

@@ -26,7 +26,7 @@ from server.config import Settings
 from server.domain.money import RoomId, UserId
 from server.protocol.messages import dumps, encode_batch
 from server.pubsub.base import Broker
-from server.services.gifting import Published
+from server.services.room_books import Published
 
 log = logging.getLogger("giftcast.hub")
 K = TypeVar("K")

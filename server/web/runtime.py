@@ -16,6 +16,7 @@ from server.pubsub import open_broker
 from server.services.clock import Clock, system_clock
 from server.services.gifting import GiftService
 from server.services.payments import PaymentProvider, SandboxProvider
+from server.services.room_books import RoomBooks
 from server.services.rooms import RoomService
 from server.services.users import UserService, load_secret
 from server.services.wallet import WalletService
@@ -61,7 +62,9 @@ class Runtime:
         store = await open_store(settings.db_url, settings.db_busy_timeout_ms)
         hub = Hub(settings, open_broker(settings.broker))
         await hub.start()
-        gifts = GiftService(settings, store, catalog, clock, hub.publish)
+        gifts = GiftService(
+            settings, store, catalog, clock, RoomBooks(settings, store, hub.publish)
+        )
         gifts.start()
         users = UserService(settings, store, secret, clock)
         rooms = RoomService(settings, store, gifts, secret, clock, hub.viewer_count)

@@ -183,7 +183,7 @@ async def _admitted(
 ) -> None:
     try:
         coins = (await runtime.store.balances(caller.id))[0] if caller is not None else None
-        book = await runtime.gifts.book(room.id)
+        book = await runtime.gifts.books.book(room.id)
     except StoreError:
         await _refuse(ws, CLOSE_UNAVAILABLE, "storage is busy; retry shortly")
         return
@@ -195,7 +195,7 @@ async def _admitted(
     conn = Conn(
         ws, room.id, kind, user, _client_ip(ws), runtime.settings.outbox_frames_max, overlay_version
     )
-    seq = await runtime.hub.join(conn, runtime.gifts.published_seq(room.id))
+    seq = await runtime.hub.join(conn, runtime.gifts.books.published_seq(room.id))
     writer = asyncio.create_task(conn.run_writer(), name=f"ws-writer-{room.id}")
     runtime.writers.add(writer)
     writer.add_done_callback(runtime.writers.discard)
@@ -225,8 +225,8 @@ def _welcome(runtime: Runtime, room: RoomRow, caller: Any, coins: int | None, se
         doc["you"] = {"id": caller.id, "name": caller.name, "coins": coins}
     doc["seq"] = seq
     doc["viewers"] = runtime.hub.viewer_count(room.id)
-    doc["top"] = top_doc(runtime.gifts.top(room.id))
-    goal = runtime.gifts.goal(room.id)
+    doc["top"] = top_doc(runtime.gifts.books.top(room.id))
+    goal = runtime.gifts.books.goal(room.id)
     doc["goal"] = (
         {"title": goal[0], "coins": goal[1], "progress": goal[2]} if goal is not None else None
     )

@@ -154,4 +154,4 @@ async def test_an_ended_live_leaves_nothing_behind_in_the_servers_memory(
             assert ended.status_code == 200
             await ws.closed()
         await api.call("GET", f"/api/rooms/{room['id']}")  # reading an ended room keeps nothing
-    assert live.runtime.gifts.rooms_in_memory() == 0
+    assert live.runtime.gifts.books.rooms_in_memory() == 0
