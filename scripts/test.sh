@@ -8,6 +8,18 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The browser tests drive Debian's chromium (never a `playwright install` download).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium (Debian's package) for tests/browser"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+  if ! { $SUDO apt-get update -qq \
+         && $SUDO env DEBIAN_FRONTEND=noninteractive \
+              apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends chromium; }; then
+    echo "!! could not install chromium: the browser tests in tests/browser will FAIL." >&2
+    echo "!! Install Debian's chromium package (/usr/bin/chromium) as root, then run this again." >&2
+  fi
+fi
 echo "== ruff check";          .venv/bin/ruff check server tests scripts
 echo "== ruff format --check"; .venv/bin/ruff format --check server tests scripts
 echo "== mypy --strict";       .venv/bin/mypy --strict server tests scripts

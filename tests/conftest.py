@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.client import Api
-from tests.support.live import LiveServer, test_settings
+from tests.support.fixtures import audited_api, running_server
+from tests.support.live import LiveServer
 
 
 @pytest.fixture
@@ -24,20 +25,11 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
 
 @pytest.fixture
 async def live(tmp_path: Path, settings_overrides: dict[str, object]) -> AsyncIterator[LiveServer]:
-    server = await LiveServer.start(test_settings(tmp_path / "data", **settings_overrides))
-    try:
+    async with running_server(tmp_path / "data", settings_overrides) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
 async def api(live: LiveServer) -> AsyncIterator[Api]:
-    client = Api(live.url)
-    try:
+    async with audited_api(live) as client:
         yield client
-        if not live.runtime.stopping:
-            report = await client.audit()
-            assert report["balanced"], report
-    finally:
-        await client.close()

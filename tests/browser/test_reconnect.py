@@ -1,0 +1,134 @@
+"""A viewer's network drops mid-streak, and OBS reloads the overlay mid-stream."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from playwright.async_api import expect
+
+from tests.browser.chromium import NewContext
+from tests.browser.pages import (
+    all_sent,
+    buy_coins,
+    coins,
+    feed_totals,
+    join,
+    sign_up,
+    tap_gift,
+    token_of,
+)
+from tests.browser.server import ledger, me, room_seq
+from tests.browser.wire import OverlayWatch, RoomLink
+from tests.support.client import Api
+
+BOUGHT = 1321
+MONEY_GUN = 500
+SINCE = re.compile(r"[?&]since=(\d+)")
+
+
+async def test_a_dropped_connection_mid_streak_loses_and_doubles_no_gift_and_a_reloaded_overlay_resumes_without_a_gap(  # noqa: E501
+    api: Api, new_context: NewContext
+) -> None:
+    host = await api.signup("erin_host")
+    room = await api.go_live(host, "marathon")
+    room_id = room["id"]
+
+    # The host's OBS overlay, in its own browser; the test sees every frame it receives.
+    obs = await (await new_context(1280, 720)).new_page()
+    watch = OverlayWatch()
+    await watch.attach(obs)
+    await obs.goto(f"/overlay?room={room_id}&token={room['overlay_token']}")
+    await expect(obs.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+
+    # The viewer, whose room socket runs over a network path the test can break.
+    viewer_browser = await new_context()
+    viewer = await viewer_browser.new_page()
+    link = RoomLink()
+    await link.install(viewer)
+    await sign_up(viewer, "frank_fan")
+    await buy_coins(viewer, "coins_1321")
+    await join(viewer, room_id)
+    status = viewer.get_by_test_id("connection-status")
+    pending = viewer.get_by_test_id("pending-gifts")
+    combo = viewer.get_by_test_id("streak-counter")
+
+    # Three Roses over a good connection.
+    await tap_gift(viewer, "rose", 3)
+    await all_sent(viewer)
+
+    # The network degrades: two more Roses reach the server, but its answers never come back.
+    link.lose_frames_from_server()
+    await tap_gift(viewer, "rose", 2)
+    await link.until(lambda: len(link.lost_answers()) == 2, "the server answering both Roses")
+    await expect(pending).to_have_attribute("data-count", "2")
+
+    # Then it drops altogether. A Rose tapped now waits in the page.
+    await viewer_browser.set_offline(True)
+    await link.cut()
+    await expect(status).to_have_attribute("data-state", "offline")
+    await tap_gift(viewer, "rose")
+    await expect(pending).to_have_attribute("data-count", "3")
+    await expect(pending).to_have_text("3 gifts will send when you're back online.")
+    await expect(combo).to_have_attribute("data-count", "6")
+
+    # The network is back: the page reconnects and sends all three again, with their ids.
+    link.restore()
+    await viewer_browser.set_offline(False)
+    await expect(status).to_have_attribute("data-state", "open")
+    await all_sent(viewer)
+
+    # OBS reloads the overlay mid-stream while the viewer keeps tapping.
+    await obs.reload()
+    await tap_gift(viewer, "rose", 2)
+    await all_sent(viewer)
+    await expect(combo).to_have_attribute("data-count", "8")
+    streak = obs.get_by_test_id("overlay-streak")
+    await expect(streak).to_have_attribute("data-total", "8")
+
+    # Two Money Guns. OBS reloads while the first alert plays and the second is queued.
+    await tap_gift(viewer, "money_gun", 2)
+    await all_sent(viewer)
+    first, second = sorted(a["seq"] for a in link.answers if a.get("coins_spent") == MONEY_GUN)
+    alert = obs.get_by_test_id("alert")
+    await expect(alert).to_have_attribute("data-seq", str(first))
+    await expect(streak).to_have_class(re.compile(r"\bdone\b"))
+    await expect(streak).to_have_attribute("data-total", "8")
+    await watch.until(lambda: second in watch.received(), "the second Money Gun at the overlay")
+    await obs.reload()
+    await expect(alert).to_have_attribute("data-seq", str(second))
+    await expect(alert.get_by_test_id("alert-sender")).to_have_text("frank_fan")
+
+    # The overlay got every room event, across both reloads: no gap ...
+    last = await room_seq(api, room_id)
+    assert last == second
+    assert watch.received() == set(range(1, last + 1))
+    loads = [(SINCE.search(url), seqs) for url, seqs in watch.sockets]
+    assert len(loads) == 3, watch.sockets
+    for since, seqs in loads[1:]:
+        assert since is not None, "a reloaded overlay resumes with `since`"
+        assert seqs == list(range(int(since[1]) + 1, int(since[1]) + 1 + len(seqs)))
+    # ... and showed each big gift once.
+    assert watch.alerts == [first, second]
+
+    # The viewer's page resent the two unanswered Roses with their ids: answered as duplicates.
+    lost_ids = {a["id"] for a in link.lost_answers()}
+    sent_ids = Counter(r["id"] for r in link.requests)
+    assert len(sent_ids) == 8 + 2
+    assert {i: sent_ids[i] for i in lost_ids} == {i: 2 for i in lost_ids}
+    duplicates = {a["id"] for a in link.answers if a.get("duplicate")}
+    assert duplicates == lost_ids
+
+    # Each gift is in the ledger exactly once, and the page shows what was debited.
+    token = await token_of(viewer)
+    sent = Counter(
+        (gift, spent) for kind, gift, spent in await ledger(api, token) if kind != "recharge"
+    )
+    assert sent == {("rose", -1): 8, ("money_gun", -MONEY_GUN): 2}
+    left = (await me(api, token))["coins"]
+    debited = BOUGHT - left
+    await expect(viewer.get_by_test_id("room-balance")).to_have_text(coins(left))
+    await expect(viewer.get_by_test_id("feed-item").filter(has_text="Money Gun")).to_have_count(2)
+    shown = await feed_totals(viewer, "frank_fan")
+    assert shown == {"Rose": 8, "Money Gun": 2}
+    assert debited == shown["Rose"] * 1 + shown["Money Gun"] * MONEY_GUN
