@@ -1074,7 +1074,8 @@ class RoomSession {
     const item = this.feedStreaks.get(ev.streak?.id);
     if (item) {
       item.classList.add('done');
-      item.querySelector('.feed-text').textContent = `${ev.sender?.name} sent ${ev.gift?.name} x${fmtInt(ev.streak.total)}`;
+      const times = ev.streak.total > 1 ? ` x${fmtInt(ev.streak.total)}` : ''; // as the server's shout-out
+      item.querySelector('.feed-text').textContent = `${ev.sender?.name} sent ${ev.gift?.name}${times}`;
       this.feedStreaks.delete(ev.streak.id);
     }
     if (ev.sender?.id === this.meId) this.endCombo(ev);

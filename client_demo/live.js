@@ -57,6 +57,7 @@ export class LiveSocket {
     this.sinceAtConnect = null;
     this.timer = null;
     this.heartbeat = null;
+    this.welcomeTimer = null;
     this.lastHeard = 0;
     this.pingSentAt = 0;
     this.openedAt = 0;
@@ -130,6 +131,16 @@ export class LiveSocket {
     ws.onmessage = (e) => this.onFrame(ws, e.data);
     ws.onclose = (e) => this.onClose(ws, e.code, e.reason);
     ws.onerror = () => {}; // a close event always follows
+    // A socket that opens but never sends its welcome (a stalled proxy, say) is dead too:
+    // the heartbeat only starts with the welcome, so give up on it after the pong timeout.
+    clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = setTimeout(() => {
+      if (this.ws !== ws || this.welcome !== null) return;
+      this.abandon(ws, 4000, 'no welcome');
+      this.ws = null;
+      this.stopHeartbeat();
+      this.scheduleReconnect(true);
+    }, this.opts.pongTimeoutMs);
   }
 
   abandon(ws, code, reason) {

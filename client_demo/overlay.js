@@ -179,7 +179,7 @@ function feedStreakEnd(ev) {
     trimFeed();
   }
   streakItems.delete(ev.streak.id);
-  item.querySelector('.count').textContent = `x${fmtInt(ev.streak.total)}`;
+  item.querySelector('.count').textContent = ev.streak.total > 1 ? `x${fmtInt(ev.streak.total)}` : '';
   item.dataset.total = String(ev.streak.total);
   item.classList.add('done'); // the flourish
   expire(item, 5000);
