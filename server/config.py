@@ -72,6 +72,9 @@ class Settings:
     cents_per_100_diamonds: int = 50
     payout_minimum_diamonds: int = 2000
     coins_balance_max: int = 10**12  # no wallet grows past this (guards integer overflow)
+    spending_limit_cooling_off_ms: int = (
+        24 * 3600 * 1000
+    )  # before a raised or removed limit applies
 
     # --- storage --------------------------------------------------------------------------
     db_busy_timeout_ms: int = 5000

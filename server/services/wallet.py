@@ -16,6 +16,7 @@ import orjson
 from server.config import Settings
 from server.domain.catalog import Catalog
 from server.domain.errors import Code, Refusal
+from server.domain.limits import DAY_MS, Limit, check_daily_coins, day_of, left_today
 from server.domain.money import TransferId
 from server.domain.timefmt import rfc3339
 from server.services.clock import Clock
@@ -110,6 +111,44 @@ class WalletService:
                 "this Idempotency-Key was already used for a different request; use a new key",
             )
         return Answer(status, body)
+
+    async def limits(self, caller: Caller) -> dict[str, Any]:
+        """The caller's daily spending limit as it stands now, with what is left today."""
+        now_ms = self.clock()
+        limit = (await self.store.limit(caller.id)).at(now_ms)
+        return await self._limit_doc(caller, limit, now_ms)
+
+    async def set_limit(self, caller: Caller, body: Any) -> dict[str, Any] | Refusal:
+        """Lower at once; raise or remove after the cooling-off period (then `pending`)."""
+        if not isinstance(body, dict) or "daily_coins" not in body:
+            return Refusal(Code.INVALID, 'send {"daily_coins": <coins per day> or null for none}')
+        requested = check_daily_coins(body["daily_coins"])
+        if isinstance(requested, str):
+            return Refusal(Code.INVALID, requested)
+        now_ms = self.clock()
+        limit = await self.store.change_limit(
+            caller.id,
+            lambda current: current.change(
+                requested, now_ms, self.settings.spending_limit_cooling_off_ms
+            ),
+        )
+        return await self._limit_doc(caller, limit, now_ms)
+
+    async def _limit_doc(self, caller: Caller, limit: Limit, now_ms: int) -> dict[str, Any]:
+        day = day_of(now_ms)
+        spent = await self.store.spent_on(caller.id, day)
+        pending = limit.pending
+        return {
+            "daily_coins": limit.daily_coins,
+            "pending": (
+                {"daily_coins": pending.daily_coins, "effective_at": rfc3339(pending.effective_ms)}
+                if pending is not None
+                else None
+            ),
+            "spent_today": spent,
+            "left_today": left_today(limit.daily_coins, spent),
+            "day_ends_at": rfc3339((day + 1) * DAY_MS),
+        }
 
     async def transactions(self, caller: Caller, limit: int, before: int | None) -> dict[str, Any]:
         rows = await self.store.transactions(caller.id, limit, before)

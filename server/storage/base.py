@@ -15,7 +15,7 @@ and in order, what each accepted gift means for its room (seq, streak, first gif
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -23,6 +23,7 @@ from typing import Protocol
 from server.domain.catalog import Gift, Package
 from server.domain.errors import Refusal
 from server.domain.ledger import AuditInput
+from server.domain.limits import Limit
 from server.domain.money import RoomId, TransferId, UserId
 from server.domain.rooms import RoomBook, RoomEvent, RoomStatus
 
@@ -209,6 +210,17 @@ class LedgerStore(Protocol):
     ) -> list[TransactionRow]: ...
 
     async def find_gift(self, sender: UserId, request_id: str) -> GiftOk | None: ...
+
+    # spending limits
+    async def limit(self, user: UserId) -> Limit: ...
+
+    async def change_limit(self, user: UserId, change: Callable[[Limit], Limit]) -> Limit:
+        """Apply `change` to the user's limit in one transaction; the new limit."""
+        ...
+
+    async def spent_on(self, user: UserId, day: int) -> int:
+        """Coins the user gave away as gifts on a UTC day (days since the epoch)."""
+        ...
 
     async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:
         """Run every command in one transaction; on failure nothing is written (raises)."""

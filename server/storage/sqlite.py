@@ -26,6 +26,7 @@ from server.domain.ledger import (
     legs_balance,
     recharge_legs,
 )
+from server.domain.limits import Limit
 from server.domain.money import RoomId, TransferId, UserId
 from server.domain.rooms import Goal, RoomBook, RoomStatus, Streak
 from server.storage.base import (
@@ -40,7 +41,7 @@ from server.storage.base import (
     TransactionRow,
     UserRow,
 )
-from server.storage.sqlite_batch import add, write_batch
+from server.storage.sqlite_batch import add, limit_from_row, write_batch
 from server.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -283,6 +284,48 @@ class SqliteStore:
             (sender, request_id),
         )
         return GiftOk(*rows[0]) if rows else None
+
+    async def limit(self, user: UserId) -> Limit:
+        rows = await self._read(
+            "SELECT daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
+            " FROM spending_limits WHERE user_id = ?",
+            (user,),
+        )
+        return limit_from_row(rows[0]) if rows else Limit()
+
+    async def change_limit(self, user: UserId, change: Callable[[Limit], Limit]) -> Limit:
+        def fn(conn: sqlite3.Connection) -> Limit:
+            row = conn.execute(
+                "SELECT daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
+                " FROM spending_limits WHERE user_id = ?",
+                (user,),
+            ).fetchone()
+            new = change(limit_from_row(row) if row else Limit())
+            pending = new.pending
+            conn.execute(
+                "INSERT INTO spending_limits (user_id, daily_coins, pending_set,"
+                " pending_daily_coins, pending_effective_ms) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET daily_coins = excluded.daily_coins,"
+                " pending_set = excluded.pending_set,"
+                " pending_daily_coins = excluded.pending_daily_coins,"
+                " pending_effective_ms = excluded.pending_effective_ms",
+                (
+                    user,
+                    new.daily_coins,
+                    int(pending is not None),
+                    pending.daily_coins if pending else None,
+                    pending.effective_ms if pending else None,
+                ),
+            )
+            return new
+
+        return await self._tx(fn)
+
+    async def spent_on(self, user: UserId, day: int) -> int:
+        rows = await self._read(
+            "SELECT coins FROM daily_spend WHERE user_id = ? AND day = ?", (user, day)
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:
         return await self._tx(lambda conn: write_batch(conn, commands, planner))

@@ -20,6 +20,7 @@ from typing import Any
 
 from server.domain.errors import Code, Refusal
 from server.domain.ledger import SystemAccount, coin_account, diamond_account, gift_legs
+from server.domain.limits import Limit, Pending, day_of, left_today
 from server.domain.money import RoomId
 from server.domain.rooms import EventKind, RoomEvent, RoomStatus
 from server.storage.base import (
@@ -66,6 +67,34 @@ def _known_requests(
     return found
 
 
+def _limits(conn: sqlite3.Connection, commands: Sequence[Command]) -> dict[int, Limit]:
+    senders = list({c.sender for c in commands if isinstance(c, GiftCommand)})
+    found: dict[int, Limit] = {}
+    for start in range(0, len(senders), 400):
+        chunk = senders[start : start + 400]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT user_id, daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
+            f" FROM spending_limits WHERE user_id IN ({marks})",
+            chunk,
+        ):
+            found[row[0]] = limit_from_row(row[1:])
+    return found
+
+
+def limit_from_row(row: Sequence[Any]) -> Limit:
+    daily, pending_set, pending_daily, pending_ms = row
+    pending = Pending(pending_daily, pending_ms) if pending_set else None
+    return Limit(daily, pending)
+
+
+def _spent(conn: sqlite3.Connection, user: int, day: int) -> int:
+    row = conn.execute(
+        "SELECT coins FROM daily_spend WHERE user_id = ? AND day = ?", (user, day)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _room_command(command: RoomCommand, planner: BatchPlanner) -> tuple[list[RoomEvent], bool]:
     book = planner.book_for_batch(command.room)
     if command.action is RoomAction.EXPIRE_STREAKS:
@@ -84,6 +113,9 @@ def write_batch(
 ) -> BatchResult:
     result = BatchResult(outcomes=[])
     known = _known_requests(conn, commands)
+    limits = _limits(conn, commands)
+    spent: dict[tuple[int, int], int] = {}  # (user, UTC day) -> coins spent, this batch included
+    spent_in_batch: dict[tuple[int, int], int] = {}
     transfers: list[tuple[Any, ...]] = []
     entries: list[list[Any]] = []  # [account, transfer, amount, balance_after]
     host_legs: dict[int, list[tuple[list[Any], int]]] = {}  # account -> (entry, running credit)
@@ -112,6 +144,21 @@ def write_batch(
         if refusal is not None:
             result.outcomes.append(GiftRefused(refusal))
             continue
+        day = day_of(command.at_ms)
+        today = (command.sender, day)
+        limit = limits.get(command.sender)
+        if limit is not None:
+            daily = limit.at(command.at_ms).daily_coins
+            if today not in spent:
+                spent[today] = _spent(conn, command.sender, day)
+            left = left_today(daily, spent[today])
+            if left is not None and command.coins > left:
+                message = (
+                    f"your daily limit is {daily} coins: you can spend {left} more today"
+                    f" (this gift costs {command.coins}; the day turns at 00:00 UTC)"
+                )
+                result.outcomes.append(GiftRefused(Refusal(Code.SPENDING_LIMIT, message)))
+                continue
         sender_account = coin_account(command.sender)
         row = conn.execute(
             "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?"
@@ -126,6 +173,9 @@ def write_batch(
             result.outcomes.append(GiftRefused(Refusal(Code.INSUFFICIENT_COINS, message)))
             continue
         coins_after = int(row[0])
+        if today in spent:
+            spent[today] += command.coins
+        spent_in_batch[today] = spent_in_batch.get(today, 0) + command.coins
         if not next_transfer:
             (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
             next_transfer = int(last) + 1
@@ -188,6 +238,11 @@ def write_batch(
 
     if transfers:
         _write_gifts(conn, transfers, entries, host_legs, requests, gifters)
+        conn.executemany(
+            "INSERT INTO daily_spend (user_id, day, coins) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id, day) DO UPDATE SET coins = coins + excluded.coins",
+            [(user, day, coins) for (user, day), coins in spent_in_batch.items()],
+        )
         add(conn, SystemAccount.COINS_SPENT, spent_total)
         add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)
     if events:

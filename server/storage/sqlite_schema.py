@@ -122,4 +122,25 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, key)
     ) WITHOUT ROWID;
     """,
+    # 2: self-set daily spending limits, and coins spent per user per UTC day (backfilled)
+    """
+    CREATE TABLE spending_limits (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id),
+        daily_coins INTEGER CHECK (daily_coins IS NULL OR daily_coins >= 0),
+        pending_set INTEGER NOT NULL DEFAULT 0 CHECK (pending_set IN (0, 1)),
+        pending_daily_coins INTEGER CHECK (pending_daily_coins IS NULL OR pending_daily_coins >= 0),
+        pending_effective_ms INTEGER
+    );
+
+    CREATE TABLE daily_spend (
+        user_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        coins INTEGER NOT NULL CHECK (coins >= 0),
+        PRIMARY KEY (user_id, day)
+    ) WITHOUT ROWID;
+    INSERT INTO daily_spend (user_id, day, coins)
+        SELECT t.user_id, t.at_ms / 86400000, -sum(e.amount) FROM transfers t
+        JOIN entries e ON e.transfer_id = t.id AND e.account_id = 2 * t.user_id + 100
+        WHERE t.kind = 'gift' GROUP BY t.user_id, t.at_ms / 86400000;
+    """,
 )

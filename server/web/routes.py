@@ -167,6 +167,26 @@ async def transactions(request: Request) -> Response:
 
 
 @guarded
+async def get_limits(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    return json_response(await rt(request).wallet.limits(caller))
+
+
+@guarded
+async def put_limits(request: Request) -> Response:
+    runtime = rt(request)
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    body = await read_json(request, runtime.settings.http_body_bytes_max)
+    if isinstance(body, Response):
+        return body
+    return respond(await runtime.wallet.set_limit(caller, body))
+
+
+@guarded
 async def create_room(request: Request) -> Response:
     runtime = rt(request)
     caller = await _caller(request)
@@ -284,6 +304,8 @@ ROUTES = [
     Route("/api/catalog", catalog, methods=["GET"]),
     Route("/api/wallet/recharge", recharge, methods=["POST"]),
     Route("/api/wallet/transactions", transactions, methods=["GET"]),
+    Route("/api/wallet/limits", put_limits, methods=["PUT"]),
+    Route("/api/wallet/limits", get_limits, methods=["GET"]),
     Route("/api/rooms", create_room, methods=["POST"]),
     Route("/api/rooms", list_rooms, methods=["GET"]),
     Route("/api/rooms/{room_id}", get_room, methods=["GET"]),
