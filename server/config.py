@@ -72,6 +72,7 @@ class Settings:
     cents_per_100_diamonds: int = 50
     payout_minimum_diamonds: int = 2000
     coins_balance_max: int = 10**12  # no wallet grows past this (guards integer overflow)
+    refund_window_ms: int = 48 * 3600 * 1000  # a recharge can be refunded this long after
     spending_limit_cooling_off_ms: int = (
         24 * 3600 * 1000
     )  # before a raised or removed limit applies

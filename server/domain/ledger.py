@@ -6,6 +6,7 @@ User accounts never go negative; system accounts hold the other side:
 
     coin     coins_issued  (-)  every coin sold to a user
     coin     coins_spent   (+)  every coin a user gave away as a gift (the platform's)
+    coin     coins_refunded (+) every coin taken back by refunding its purchase
     diamond  diamonds_issued (-) every diamond credited to a host
 
 Account ids are derived, not looked up: system accounts are 1-99, user `u` owns coin account
@@ -30,12 +31,14 @@ class SystemAccount(IntEnum):
     COINS_ISSUED = 1
     COINS_SPENT = 2
     DIAMONDS_ISSUED = 3
+    COINS_REFUNDED = 4
 
 
 SYSTEM_ASSET: Mapping[SystemAccount, Asset] = {
     SystemAccount.COINS_ISSUED: Asset.COIN,
     SystemAccount.COINS_SPENT: Asset.COIN,
     SystemAccount.DIAMONDS_ISSUED: Asset.DIAMOND,
+    SystemAccount.COINS_REFUNDED: Asset.COIN,
 }
 USER_ACCOUNT_BASE = 100
 
@@ -43,6 +46,7 @@ USER_ACCOUNT_BASE = 100
 class TransferKind(StrEnum):
     RECHARGE = "recharge"
     GIFT = "gift"
+    REFUND = "refund"
 
 
 def coin_account(user: UserId) -> int:
@@ -80,6 +84,11 @@ class Leg:
 
 def recharge_legs(user: UserId, coins: int) -> tuple[Leg, Leg]:
     return (Leg(SystemAccount.COINS_ISSUED, -coins), Leg(coin_account(user), coins))
+
+
+def refund_legs(user: UserId, coins: int) -> tuple[Leg, Leg]:
+    """A refunded purchase: its coins leave the user's account for good."""
+    return (Leg(coin_account(user), -coins), Leg(SystemAccount.COINS_REFUNDED, coins))
 
 
 def gift_legs(sender: UserId, host: UserId, coins: int, diamonds: int) -> tuple[Leg, ...]:
@@ -132,7 +141,7 @@ class AuditReport:
 def audit(data: AuditInput) -> AuditReport:
     violations: list[Violation] = []
     totals: dict[str, dict[str, int]] = {
-        Asset.COIN.value: {"sum": 0, "issued": 0, "held_by_users": 0, "spent": 0},
+        Asset.COIN.value: {"sum": 0, "issued": 0, "held_by_users": 0, "spent": 0, "refunded": 0},
         Asset.DIAMOND.value: {"sum": 0, "issued": 0, "held_by_users": 0},
     }
     for transfer_id, asset, total in data.unbalanced_transfers:
@@ -163,6 +172,8 @@ def audit(data: AuditInput) -> AuditReport:
             totals[asset]["issued"] = -summed
         elif account == SystemAccount.COINS_SPENT:
             totals[asset]["spent"] = summed
+        elif account == SystemAccount.COINS_REFUNDED:
+            totals[asset]["refunded"] = summed
         elif account == SystemAccount.DIAMONDS_ISSUED:
             totals[asset]["issued"] = -summed
     for asset, values in totals.items():
@@ -171,12 +182,13 @@ def audit(data: AuditInput) -> AuditReport:
                 Violation("asset_sums_to_zero", None, f"{asset} accounts sum to {values['sum']}")
             )
     coin = totals[Asset.COIN.value]
-    if coin["issued"] != coin["held_by_users"] + coin["spent"]:
+    if coin["issued"] != coin["held_by_users"] + coin["spent"] + coin["refunded"]:
         violations.append(
             Violation(
-                "coins_issued_equal_held_plus_spent",
+                "coins_issued_equal_held_spent_refunded",
                 None,
-                f"issued {coin['issued']} != held {coin['held_by_users']} + spent {coin['spent']}",
+                f"issued {coin['issued']} != held {coin['held_by_users']} + spent"
+                f" {coin['spent']} + refunded {coin['refunded']}",
             )
         )
     return AuditReport(

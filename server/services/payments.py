@@ -27,6 +27,10 @@ class PaymentProvider(Protocol):
 
     async def charge(self, user: UserId, package: Package, idempotency_key: str) -> Charge: ...
 
+    async def refund(self, user: UserId, reference: str, amount_cents: int, key: str) -> Charge:
+        """Give a charge's money back (called after the ledger took the coins back)."""
+        ...
+
 
 class SandboxProvider:
     """Approves every charge; the reference is derived from (user, key), so retries match."""
@@ -36,3 +40,7 @@ class SandboxProvider:
     async def charge(self, user: UserId, package: Package, idempotency_key: str) -> Charge:
         digest = hashlib.sha256(f"{user}:{idempotency_key}:{package.id}".encode()).hexdigest()
         return Charge(approved=True, reference=f"sandbox_{digest[:24]}")
+
+    async def refund(self, user: UserId, reference: str, amount_cents: int, key: str) -> Charge:
+        digest = hashlib.sha256(f"{user}:{key}:{reference}".encode()).hexdigest()
+        return Charge(approved=True, reference=f"sandbox_refund_{digest[:24]}")

@@ -8,6 +8,7 @@ again with no second effect, a repeat with another body `idempotency_conflict`.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from server.services.clock import Clock
 from server.services.payments import PaymentProvider
 from server.services.users import Caller
 from server.storage.base import LedgerStore, TransactionRow
+
+log = logging.getLogger("giftcast.wallet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,45 @@ class WalletService:
         )
         return self._replay(stored.request_hash, fingerprint, stored.status, stored.body)
 
+    async def refund(self, caller: Caller, key: str, body: Any, path: str) -> Answer | Refusal:
+        """Refund one of the caller's recharges (see LedgerStore.refund for the rules)."""
+        fingerprint = request_hash("POST", path, body)
+        earlier = await self.store.stored_response(caller.id, key)
+        if earlier is not None:
+            return self._replay(earlier.request_hash, fingerprint, earlier.status, earlier.body)
+        recharge = body.get("transaction_id") if isinstance(body, dict) else None
+        if type(recharge) is not int or not 1 <= recharge <= 2**62:
+            return Refusal(
+                Code.INVALID, 'send {"transaction_id": <the id of one of your recharges>}'
+            )
+
+        def respond(transfer: TransferId, coins_after: int) -> tuple[int, bytes]:
+            return 200, orjson.dumps(
+                {"coins": coins_after, "transaction_id": transfer, "refund_of": recharge}
+            )
+
+        result = await self.store.refund(
+            caller.id,
+            TransferId(recharge),
+            key,
+            fingerprint,
+            self.clock(),
+            self.settings.refund_window_ms,
+            respond,
+        )
+        if isinstance(result, Refusal):
+            return result
+        if result.provider_ref is not None:
+            # The coins are gone from the ledger for good; now the money goes back. A provider
+            # failure here is logged loudly for the operator (the ledger is already right).
+            outcome = await self.provider.refund(
+                caller.id, result.provider_ref, result.price_cents, key
+            )
+            if not outcome.approved:
+                log.error("provider refused refund of recharge %s: %s", recharge, outcome.message)
+        stored = result.response
+        return self._replay(stored.request_hash, fingerprint, stored.status, stored.body)
+
     @staticmethod
     def _replay(stored_hash: str, fingerprint: str, status: int, body: bytes) -> Answer | Refusal:
         if stored_hash != fingerprint:
@@ -172,7 +214,7 @@ def transaction_doc(row: TransactionRow) -> dict[str, Any]:
         doc["coins_after"] = row.coins_after
     if row.diamonds_after is not None:
         doc["diamonds_after"] = row.diamonds_after
-    if row.kind == "recharge":
+    if row.kind in ("recharge", "refund"):
         doc.update(package_id=row.package_id, price_cents=row.price_cents, currency=row.currency)
     else:
         doc.update(room=row.room, gift_id=row.gift_id, count=row.count)

@@ -92,6 +92,15 @@ class StoredResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class Refunded:
+    """A refund's stored answer; `provider_ref` is set only when this call made the refund."""
+
+    response: StoredResponse
+    provider_ref: str | None = None
+    price_cents: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class GiftOk:
     seq: int
     coins_after: int
@@ -204,6 +213,22 @@ class LedgerStore(Protocol):
         ...
 
     async def stored_response(self, user: UserId, key: str) -> StoredResponse | None: ...
+
+    async def refund(
+        self,
+        user: UserId,
+        recharge: TransferId,
+        idempotency_key: str,
+        request_hash: str,
+        now_ms: int,
+        window_ms: int,
+        respond: ResponseMaker,
+    ) -> Refunded | Refusal:
+        """Take a recharge's coins back, in one transaction, if every rule allows it:
+        the caller's own recharge (`not_found`), not refunded before (`already_refunded`),
+        within `window_ms` (`refund_window_closed`), and the balance still covers it
+        (`coins_already_spent`: a guarded debit, so a racing gift or refund cannot pass)."""
+        ...
 
     async def transactions(
         self, user: UserId, limit: int, before: int | None

@@ -18,13 +18,12 @@ import aiosqlite
 import orjson
 
 from server.domain.catalog import Gift, Package
+from server.domain.errors import Refusal
 from server.domain.ledger import (
     AuditInput,
     TransferKind,
     coin_account,
     diamond_account,
-    legs_balance,
-    recharge_legs,
 )
 from server.domain.limits import Limit
 from server.domain.money import RoomId, TransferId, UserId
@@ -34,6 +33,7 @@ from server.storage.base import (
     BatchResult,
     Command,
     GiftOk,
+    Refunded,
     ResponseMaker,
     RoomRow,
     StoredResponse,
@@ -41,7 +41,8 @@ from server.storage.base import (
     TransactionRow,
     UserRow,
 )
-from server.storage.sqlite_batch import add, limit_from_row, write_batch
+from server.storage.sqlite_batch import limit_from_row, write_batch
+from server.storage.sqlite_money import change_limit_tx, recharge_tx, refund_tx
 from server.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -187,46 +188,27 @@ class SqliteStore:
         now_ms: int,
         respond: ResponseMaker,
     ) -> StoredResponse:
-        def fn(conn: sqlite3.Connection) -> StoredResponse:
-            row = conn.execute(
-                "SELECT request_hash, status, body FROM idempotency WHERE user_id = ? AND key = ?",
-                (user, idempotency_key),
-            ).fetchone()
-            if row is not None:
-                return StoredResponse(row[0], row[1], bytes(row[2]))
-            cur = conn.execute(
-                "INSERT INTO transfers (kind, at_ms, user_id, package_id, price_cents, currency,"
-                " provider_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    TransferKind.RECHARGE.value,
-                    now_ms,
-                    user,
-                    package.id,
-                    package.price_cents,
-                    package.currency,
-                    provider_ref,
-                ),
+        return await self._tx(
+            lambda conn: recharge_tx(
+                conn, user, package, provider_ref, idempotency_key, request_hash, now_ms, respond
             )
-            transfer = TransferId(int(cur.lastrowid or 0))
-            legs = recharge_legs(user, package.coins)
-            if not legs_balance(legs):
-                raise RuntimeError(f"recharge legs do not balance: {legs}")
-            balances = {leg.account: add(conn, leg.account, leg.amount) for leg in legs}
-            conn.executemany(
-                "INSERT INTO entries (account_id, transfer_id, amount, balance_after)"
-                " VALUES (?, ?, ?, ?)",
-                [(int(leg.account), transfer, leg.amount, balances[leg.account]) for leg in legs],
-            )
-            after = balances[coin_account(user)]
-            status, body = respond(transfer, after)
-            conn.execute(
-                "INSERT INTO idempotency (user_id, key, request_hash, status, body, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (user, idempotency_key, request_hash, status, body, now_ms),
-            )
-            return StoredResponse(request_hash, status, body)
+        )
 
-        return await self._tx(fn)
+    async def refund(
+        self,
+        user: UserId,
+        recharge: TransferId,
+        idempotency_key: str,
+        request_hash: str,
+        now_ms: int,
+        window_ms: int,
+        respond: ResponseMaker,
+    ) -> Refunded | Refusal:
+        return await self._tx(
+            lambda conn: refund_tx(
+                conn, user, recharge, idempotency_key, request_hash, now_ms, window_ms, respond
+            )
+        )
 
     async def transactions(
         self, user: UserId, limit: int, before: int | None
@@ -294,32 +276,7 @@ class SqliteStore:
         return limit_from_row(rows[0]) if rows else Limit()
 
     async def change_limit(self, user: UserId, change: Callable[[Limit], Limit]) -> Limit:
-        def fn(conn: sqlite3.Connection) -> Limit:
-            row = conn.execute(
-                "SELECT daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
-                " FROM spending_limits WHERE user_id = ?",
-                (user,),
-            ).fetchone()
-            new = change(limit_from_row(row) if row else Limit())
-            pending = new.pending
-            conn.execute(
-                "INSERT INTO spending_limits (user_id, daily_coins, pending_set,"
-                " pending_daily_coins, pending_effective_ms) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (user_id) DO UPDATE SET daily_coins = excluded.daily_coins,"
-                " pending_set = excluded.pending_set,"
-                " pending_daily_coins = excluded.pending_daily_coins,"
-                " pending_effective_ms = excluded.pending_effective_ms",
-                (
-                    user,
-                    new.daily_coins,
-                    int(pending is not None),
-                    pending.daily_coins if pending else None,
-                    pending.effective_ms if pending else None,
-                ),
-            )
-            return new
-
-        return await self._tx(fn)
+        return await self._tx(lambda conn: change_limit_tx(conn, user, change))
 
     async def spent_on(self, user: UserId, day: int) -> int:
         rows = await self._read(

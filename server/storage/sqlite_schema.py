@@ -143,4 +143,16 @@ MIGRATIONS: tuple[str, ...] = (
         JOIN entries e ON e.transfer_id = t.id AND e.account_id = 2 * t.user_id + 100
         WHERE t.kind = 'gift' GROUP BY t.user_id, t.at_ms / 86400000;
     """,
+    # 3: refunds of purchases: one per recharge, enforced by the primary key
+    """
+    INSERT INTO accounts (id, user_id, asset) VALUES (4, NULL, 'coin');
+    ALTER TABLE transfers ADD COLUMN refund_of INTEGER REFERENCES transfers(id);
+    CREATE TABLE refunds (
+        recharge_id INTEGER PRIMARY KEY REFERENCES transfers(id),
+        transfer_id INTEGER NOT NULL UNIQUE REFERENCES transfers(id),
+        user_id INTEGER NOT NULL,
+        coins INTEGER NOT NULL CHECK (coins > 0),
+        created_ms INTEGER NOT NULL
+    );
+    """,
 )

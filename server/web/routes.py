@@ -141,6 +141,26 @@ async def recharge(request: Request) -> Response:
     return JSONBytes(result.body, status_code=result.status)
 
 
+@guarded
+async def refund(request: Request) -> Response:
+    runtime = rt(request)
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    key = check_idempotency_key(
+        request.headers.get("idempotency-key"), runtime.settings.idempotency_key_chars_max
+    )
+    if isinstance(key, Refusal):
+        return error_response(key)
+    body = await read_json(request, runtime.settings.http_body_bytes_max)
+    if isinstance(body, Response):
+        return body
+    result = await runtime.wallet.refund(caller, key, body, request.url.path)
+    if isinstance(result, Refusal):
+        return error_response(result)
+    return JSONBytes(result.body, status_code=result.status)
+
+
 def _int_param(request: Request, name: str, low: int, high: int) -> int | Refusal | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -304,6 +324,7 @@ ROUTES = [
     Route("/api/catalog", catalog, methods=["GET"]),
     Route("/api/wallet/recharge", recharge, methods=["POST"]),
     Route("/api/wallet/transactions", transactions, methods=["GET"]),
+    Route("/api/wallet/refunds", refund, methods=["POST"]),
     Route("/api/wallet/limits", put_limits, methods=["PUT"]),
     Route("/api/wallet/limits", get_limits, methods=["GET"]),
     Route("/api/rooms", create_room, methods=["POST"]),
