@@ -71,6 +71,8 @@ class Settings:
     diamonds_per_coin: int = 1
     cents_per_100_diamonds: int = 50
     payout_minimum_diamonds: int = 2000
+    payout_daily_cents_max: int = 100_000  # $1,000 a calendar day per creator
+    payout_review_ms: int = 24 * 3600 * 1000  # pending this long: listed for the operator
     coins_balance_max: int = 10**12  # no wallet grows past this (guards integer overflow)
     refund_window_ms: int = 48 * 3600 * 1000  # a recharge can be refunded this long after
     spending_limit_cooling_off_ms: int = (

@@ -33,6 +33,7 @@ class Code(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     UNAVAILABLE = "unavailable"
+    PAYOUT_LIMIT = "payout_limit"  # extension: today's payouts would pass the daily maximum
 
 
 HTTP_STATUS: dict[Code, int] = {
@@ -56,6 +57,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.COINS_ALREADY_SPENT: 422,
     Code.SPENDING_LIMIT: 422,
     Code.UNKNOWN_PACKAGE: 422,
+    Code.PAYOUT_LIMIT: 422,
     Code.RATE_LIMITED: 429,
     Code.UNAVAILABLE: 503,
 }

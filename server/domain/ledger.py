@@ -7,6 +7,9 @@ User accounts never go negative; system accounts hold the other side:
     coin     coins_issued  (-)  every coin sold to a user
     coin     coins_spent   (+)  every coin a user gave away as a gift (the platform's)
     coin     coins_refunded (+) every coin taken back by refunding its purchase
+    diamond  diamonds_reserved (+) diamonds of payouts still pending (two-phase, like a pending
+                                   transfer: they have left the host's spendable balance)
+    diamond  diamonds_paid_out (+) diamonds of payouts settled as paid
     diamond  diamonds_issued (-) every diamond credited to a host
 
 Account ids are derived, not looked up: system accounts are 1-99, user `u` owns coin account
@@ -32,6 +35,8 @@ class SystemAccount(IntEnum):
     COINS_SPENT = 2
     DIAMONDS_ISSUED = 3
     COINS_REFUNDED = 4
+    DIAMONDS_RESERVED = 5
+    DIAMONDS_PAID_OUT = 6
 
 
 SYSTEM_ASSET: Mapping[SystemAccount, Asset] = {
@@ -39,6 +44,8 @@ SYSTEM_ASSET: Mapping[SystemAccount, Asset] = {
     SystemAccount.COINS_SPENT: Asset.COIN,
     SystemAccount.DIAMONDS_ISSUED: Asset.DIAMOND,
     SystemAccount.COINS_REFUNDED: Asset.COIN,
+    SystemAccount.DIAMONDS_RESERVED: Asset.DIAMOND,
+    SystemAccount.DIAMONDS_PAID_OUT: Asset.DIAMOND,
 }
 USER_ACCOUNT_BASE = 100
 
@@ -47,6 +54,9 @@ class TransferKind(StrEnum):
     RECHARGE = "recharge"
     GIFT = "gift"
     REFUND = "refund"
+    PAYOUT = "payout"  # a payout requested: the host's diamonds are reserved
+    PAYOUT_PAID = "payout_paid"  # settled paid: reserved diamonds leave for good
+    PAYOUT_REVERSED = "payout_reversed"  # settled failed: reserved diamonds come back
 
 
 def coin_account(user: UserId) -> int:
@@ -91,6 +101,21 @@ def refund_legs(user: UserId, coins: int) -> tuple[Leg, Leg]:
     return (Leg(coin_account(user), -coins), Leg(SystemAccount.COINS_REFUNDED, coins))
 
 
+def payout_legs(user: UserId, diamonds: int) -> tuple[Leg, Leg]:
+    return (Leg(diamond_account(user), -diamonds), Leg(SystemAccount.DIAMONDS_RESERVED, diamonds))
+
+
+def payout_paid_legs(diamonds: int) -> tuple[Leg, Leg]:
+    return (
+        Leg(SystemAccount.DIAMONDS_RESERVED, -diamonds),
+        Leg(SystemAccount.DIAMONDS_PAID_OUT, diamonds),
+    )
+
+
+def payout_reversed_legs(user: UserId, diamonds: int) -> tuple[Leg, Leg]:
+    return (Leg(SystemAccount.DIAMONDS_RESERVED, -diamonds), Leg(diamond_account(user), diamonds))
+
+
 def gift_legs(sender: UserId, host: UserId, coins: int, diamonds: int) -> tuple[Leg, ...]:
     return (
         Leg(coin_account(sender), -coins),
@@ -127,6 +152,7 @@ class AuditInput:
     unbalanced_transfers: Sequence[tuple[int, str, int]]  # (transfer id, asset, sum of legs)
     transfers: int
     entries: int
+    pending_payout_diamonds: int = 0  # sum over payouts whose status is pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +168,13 @@ def audit(data: AuditInput) -> AuditReport:
     violations: list[Violation] = []
     totals: dict[str, dict[str, int]] = {
         Asset.COIN.value: {"sum": 0, "issued": 0, "held_by_users": 0, "spent": 0, "refunded": 0},
-        Asset.DIAMOND.value: {"sum": 0, "issued": 0, "held_by_users": 0},
+        Asset.DIAMOND.value: {
+            "sum": 0,
+            "issued": 0,
+            "held_by_users": 0,
+            "reserved": 0,
+            "paid_out": 0,
+        },
     }
     for transfer_id, asset, total in data.unbalanced_transfers:
         violations.append(
@@ -176,6 +208,10 @@ def audit(data: AuditInput) -> AuditReport:
             totals[asset]["refunded"] = summed
         elif account == SystemAccount.DIAMONDS_ISSUED:
             totals[asset]["issued"] = -summed
+        elif account == SystemAccount.DIAMONDS_RESERVED:
+            totals[asset]["reserved"] = summed
+        elif account == SystemAccount.DIAMONDS_PAID_OUT:
+            totals[asset]["paid_out"] = summed
     for asset, values in totals.items():
         if values["sum"] != 0:
             violations.append(
@@ -189,6 +225,24 @@ def audit(data: AuditInput) -> AuditReport:
                 None,
                 f"issued {coin['issued']} != held {coin['held_by_users']} + spent"
                 f" {coin['spent']} + refunded {coin['refunded']}",
+            )
+        )
+    diamond = totals[Asset.DIAMOND.value]
+    if diamond["reserved"] != data.pending_payout_diamonds:
+        violations.append(
+            Violation(
+                "reserved_equals_pending_payouts",
+                account_name(SystemAccount.DIAMONDS_RESERVED),
+                f"reserved {diamond['reserved']} != pending payouts {data.pending_payout_diamonds}",
+            )
+        )
+    if diamond["issued"] != diamond["held_by_users"] + diamond["reserved"] + diamond["paid_out"]:
+        violations.append(
+            Violation(
+                "diamonds_issued_equal_held_reserved_paid",
+                None,
+                f"issued {diamond['issued']} != held {diamond['held_by_users']} + reserved"
+                f" {diamond['reserved']} + paid out {diamond['paid_out']}",
             )
         )
     return AuditReport(

@@ -31,6 +31,10 @@ class PaymentProvider(Protocol):
         """Give a charge's money back (called after the ledger took the coins back)."""
         ...
 
+    async def payout(self, user: UserId, cents: int, payout_id: int) -> Charge:
+        """Send a creator's cash (called when an operator approves a pending payout)."""
+        ...
+
 
 class SandboxProvider:
     """Approves every charge; the reference is derived from (user, key), so retries match."""
@@ -44,3 +48,6 @@ class SandboxProvider:
     async def refund(self, user: UserId, reference: str, amount_cents: int, key: str) -> Charge:
         digest = hashlib.sha256(f"{user}:{key}:{reference}".encode()).hexdigest()
         return Charge(approved=True, reference=f"sandbox_refund_{digest[:24]}")
+
+    async def payout(self, user: UserId, cents: int, payout_id: int) -> Charge:
+        return Charge(approved=True, reference=f"sandbox_payout_{payout_id}")

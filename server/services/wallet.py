@@ -72,7 +72,7 @@ class WalletService:
         fingerprint = request_hash("POST", path, body)
         earlier = await self.store.stored_response(caller.id, key)
         if earlier is not None:
-            return self._replay(earlier.request_hash, fingerprint, earlier.status, earlier.body)
+            return self.replay(earlier.request_hash, fingerprint, earlier.status, earlier.body)
         package_id = body.get("package_id") if isinstance(body, dict) else None
         if not isinstance(package_id, str):
             return Refusal(Code.INVALID, 'send {"package_id": "<id from GET /api/catalog>"}')
@@ -104,14 +104,14 @@ class WalletService:
         stored = await self.store.recharge(
             caller.id, package, charge.reference, key, fingerprint, self.clock(), respond
         )
-        return self._replay(stored.request_hash, fingerprint, stored.status, stored.body)
+        return self.replay(stored.request_hash, fingerprint, stored.status, stored.body)
 
     async def refund(self, caller: Caller, key: str, body: Any, path: str) -> Answer | Refusal:
         """Refund one of the caller's recharges (see LedgerStore.refund for the rules)."""
         fingerprint = request_hash("POST", path, body)
         earlier = await self.store.stored_response(caller.id, key)
         if earlier is not None:
-            return self._replay(earlier.request_hash, fingerprint, earlier.status, earlier.body)
+            return self.replay(earlier.request_hash, fingerprint, earlier.status, earlier.body)
         recharge = body.get("transaction_id") if isinstance(body, dict) else None
         if type(recharge) is not int or not 1 <= recharge <= 2**62:
             return Refusal(
@@ -143,10 +143,10 @@ class WalletService:
             if not outcome.approved:
                 log.error("provider refused refund of recharge %s: %s", recharge, outcome.message)
         stored = result.response
-        return self._replay(stored.request_hash, fingerprint, stored.status, stored.body)
+        return self.replay(stored.request_hash, fingerprint, stored.status, stored.body)
 
     @staticmethod
-    def _replay(stored_hash: str, fingerprint: str, status: int, body: bytes) -> Answer | Refusal:
+    def replay(stored_hash: str, fingerprint: str, status: int, body: bytes) -> Answer | Refusal:
         if stored_hash != fingerprint:
             return Refusal(
                 Code.IDEMPOTENCY_CONFLICT,

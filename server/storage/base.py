@@ -25,6 +25,7 @@ from server.domain.errors import Refusal
 from server.domain.ledger import AuditInput
 from server.domain.limits import Limit
 from server.domain.money import RoomId, TransferId, UserId
+from server.domain.payouts import Payable, PayoutStatus
 from server.domain.rooms import RoomBook, RoomEvent, RoomStatus
 
 
@@ -89,6 +90,17 @@ class StoredResponse:
     request_hash: str
     status: int
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRow:
+    id: int
+    user: UserId
+    diamonds: int
+    cents: int
+    status: PayoutStatus
+    created_ms: int
+    settled_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +247,31 @@ class LedgerStore(Protocol):
     ) -> list[TransactionRow]: ...
 
     async def find_gift(self, sender: UserId, request_id: str) -> GiftOk | None: ...
+
+    # payouts
+    async def request_payout(
+        self,
+        user: UserId,
+        due: Payable,
+        idempotency_key: str,
+        request_hash: str,
+        now_ms: int,
+        daily_cents_max: int,
+        respond: Callable[[PayoutRow], tuple[int, bytes]],
+    ) -> StoredResponse | Refusal:
+        """Reserve `due.diamonds` (guarded: `insufficient_diamonds`) and record a pending
+        payout, unless today's payouts would pass `daily_cents_max`; in one transaction."""
+        ...
+
+    async def payouts(self, user: UserId, limit: int) -> list[PayoutRow]: ...
+
+    async def get_payout(self, payout: int) -> PayoutRow | None: ...
+
+    async def pending_payouts(self, created_before_ms: int, limit: int) -> list[PayoutRow]: ...
+
+    async def settle_payout(self, payout: int, outcome: str, now_ms: int) -> PayoutRow | Refusal:
+        """Post (paid) or void (failed: the diamonds come back) a pending payout, once."""
+        ...
 
     # spending limits
     async def limit(self, user: UserId) -> Limit: ...

@@ -27,12 +27,14 @@ from server.domain.ledger import (
 )
 from server.domain.limits import Limit
 from server.domain.money import RoomId, TransferId, UserId
+from server.domain.payouts import Payable
 from server.domain.rooms import Goal, RoomBook, RoomStatus, Streak
 from server.storage.base import (
     BatchPlanner,
     BatchResult,
     Command,
     GiftOk,
+    PayoutRow,
     Refunded,
     ResponseMaker,
     RoomRow,
@@ -42,7 +44,15 @@ from server.storage.base import (
     UserRow,
 )
 from server.storage.sqlite_batch import limit_from_row, write_batch
-from server.storage.sqlite_money import change_limit_tx, recharge_tx, refund_tx
+from server.storage.sqlite_money import (
+    PAYOUT_COLUMNS,
+    change_limit_tx,
+    payout_row,
+    recharge_tx,
+    refund_tx,
+    request_payout_tx,
+    settle_payout_tx,
+)
 from server.storage.sqlite_schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -267,6 +277,44 @@ class SqliteStore:
         )
         return GiftOk(*rows[0]) if rows else None
 
+    async def request_payout(
+        self,
+        user: UserId,
+        due: Payable,
+        idempotency_key: str,
+        request_hash: str,
+        now_ms: int,
+        daily_cents_max: int,
+        respond: Callable[[PayoutRow], tuple[int, bytes]],
+    ) -> StoredResponse | Refusal:
+        return await self._tx(
+            lambda conn: request_payout_tx(
+                conn, user, due, idempotency_key, request_hash, now_ms, daily_cents_max, respond
+            )
+        )
+
+    async def payouts(self, user: UserId, limit: int) -> list[PayoutRow]:
+        rows = await self._read(
+            f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+            (user, limit),
+        )
+        return [payout_row(r) for r in rows]
+
+    async def get_payout(self, payout: int) -> PayoutRow | None:
+        rows = await self._read(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id = ?", (payout,))
+        return payout_row(rows[0]) if rows else None
+
+    async def pending_payouts(self, created_before_ms: int, limit: int) -> list[PayoutRow]:
+        rows = await self._read(
+            f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'pending' AND created_ms <= ?"
+            " ORDER BY created_ms LIMIT ?",
+            (created_before_ms, limit),
+        )
+        return [payout_row(r) for r in rows]
+
+    async def settle_payout(self, payout: int, outcome: str, now_ms: int) -> PayoutRow | Refusal:
+        return await self._tx(lambda conn: settle_payout_tx(conn, payout, outcome, now_ms))
+
     async def limit(self, user: UserId) -> Limit:
         rows = await self._read(
             "SELECT daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
@@ -415,7 +463,10 @@ class SqliteStore:
             ).fetchall()
             (transfers,) = conn.execute("SELECT count(*) FROM transfers").fetchone()
             (entries,) = conn.execute("SELECT count(*) FROM entries").fetchone()
-            return AuditInput(sums, stored, unbalanced, transfers, entries)
+            (pending,) = conn.execute(
+                "SELECT coalesce(sum(diamonds), 0) FROM payouts WHERE status = 'pending'"
+            ).fetchone()
+            return AuditInput(sums, stored, unbalanced, transfers, entries, pending)
 
         # A read, but run as one transaction so every figure comes from the same snapshot.
         return await self._tx(fn)

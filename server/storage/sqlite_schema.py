@@ -155,4 +155,21 @@ MIGRATIONS: tuple[str, ...] = (
         created_ms INTEGER NOT NULL
     );
     """,
+    # 4: two-phase creator payouts
+    """
+    INSERT INTO accounts (id, user_id, asset) VALUES (5, NULL, 'diamond'), (6, NULL, 'diamond');
+    CREATE TABLE payouts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        diamonds INTEGER NOT NULL CHECK (diamonds > 0),
+        cents INTEGER NOT NULL CHECK (cents > 0),
+        status TEXT NOT NULL CHECK (status IN ('pending', 'paid', 'failed')),
+        created_ms INTEGER NOT NULL,
+        settled_ms INTEGER,
+        provider_ref TEXT
+    );
+    CREATE INDEX payouts_by_user ON payouts (user_id, id);
+    CREATE INDEX payouts_by_status ON payouts (status, created_ms);
+    ALTER TABLE transfers ADD COLUMN payout_id INTEGER REFERENCES payouts(id);
+    """,
 )

@@ -161,6 +161,60 @@ async def refund(request: Request) -> Response:
     return JSONBytes(result.body, status_code=result.status)
 
 
+@guarded
+async def request_payout(request: Request) -> Response:
+    runtime = rt(request)
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    key = check_idempotency_key(
+        request.headers.get("idempotency-key"), runtime.settings.idempotency_key_chars_max
+    )
+    if isinstance(key, Refusal):
+        return error_response(key)
+    body = await read_json(request, runtime.settings.http_body_bytes_max)
+    if isinstance(body, Response):
+        return body
+    result = await runtime.payouts.request(caller, key, body, request.url.path)
+    if isinstance(result, Refusal):
+        return error_response(result)
+    return JSONBytes(result.body, status_code=result.status)
+
+
+@guarded
+async def my_payouts(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    return json_response(await rt(request).payouts.mine(caller))
+
+
+@guarded
+async def admin_payouts(request: Request) -> Response:
+    denied = _admin(request)
+    if denied is not None:
+        return denied
+    older = _int_param(request, "older_than_s", 0, 10**9)
+    if isinstance(older, Refusal):
+        return error_response(older)
+    older_ms = None if older is None else older * 1000
+    return json_response(await rt(request).payouts.awaiting_review(older_ms))
+
+
+@guarded
+async def settle_payout(request: Request) -> Response:
+    denied = _admin(request)
+    if denied is not None:
+        return denied
+    raw = request.path_params.get("payout_id", "")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return refused(Code.NOT_FOUND, "there is no such payout")
+    body = await read_json(request, rt(request).settings.http_body_bytes_max)
+    if isinstance(body, Response):
+        return body
+    return respond(await rt(request).payouts.settle(int(raw), body))
+
+
 def _int_param(request: Request, name: str, low: int, high: int) -> int | Refusal | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -336,4 +390,8 @@ ROUTES = [
     Route("/api/rooms/{room_id}/overlay_token", rotate_overlay, methods=["POST"]),
     Route("/api/rooms/{room_id}/overlay_token", current_overlay, methods=["GET"]),
     Route("/api/admin/audit", admin_audit, methods=["GET"]),
+    Route("/api/payouts", request_payout, methods=["POST"]),
+    Route("/api/payouts", my_payouts, methods=["GET"]),
+    Route("/api/admin/payouts", admin_payouts, methods=["GET"]),
+    Route("/api/admin/payouts/{payout_id}/settle", settle_payout, methods=["POST"]),
 ]

@@ -16,6 +16,7 @@ from server.pubsub import open_broker
 from server.services.clock import Clock, system_clock
 from server.services.gifting import GiftService
 from server.services.payments import PaymentProvider, SandboxProvider
+from server.services.payouts import PayoutService
 from server.services.room_books import RoomBooks
 from server.services.rooms import RoomService
 from server.services.users import UserService, load_secret
@@ -46,6 +47,7 @@ class Runtime:
     gifts: GiftService
     rooms: RoomService
     wallet: WalletService
+    payouts: PayoutService
     clock: Clock
     stopping: bool = False
     writers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -68,7 +70,9 @@ class Runtime:
         gifts.start()
         users = UserService(settings, store, secret, clock)
         rooms = RoomService(settings, store, gifts, secret, clock, hub.viewer_count)
-        wallet = WalletService(settings, store, catalog, provider or SandboxProvider(), clock)
+        payments = provider or SandboxProvider()
+        wallet = WalletService(settings, store, catalog, payments, clock)
+        payouts = PayoutService(settings, store, payments, clock)
         return cls(
             settings=settings,
             store=store,
@@ -79,6 +83,7 @@ class Runtime:
             gifts=gifts,
             rooms=rooms,
             wallet=wallet,
+            payouts=payouts,
             clock=clock,
         )
 

@@ -60,7 +60,7 @@ def test_system_accounts(account: SystemAccount, asset: Asset, name: str) -> Non
     assert account_name(account) == name
 
 
-@pytest.mark.parametrize("account", [0, 5, 99])  # 1-4 are the system accounts
+@pytest.mark.parametrize("account", [0, 7, 99])  # 1-6 are the system accounts
 def test_an_unknown_system_account_is_a_bug(account: int) -> None:
     with pytest.raises(ValueError):
         account_asset(account)
@@ -118,7 +118,7 @@ def test_a_clean_ledger_is_balanced_with_its_totals() -> None:
     assert report.violations == ()
     assert report.totals == {
         "coin": {"sum": 0, "issued": 330, "held_by_users": 31, "spent": 299, "refunded": 0},
-        "diamond": {"sum": 0, "issued": 299, "held_by_users": 299},
+        "diamond": {"sum": 0, "issued": 299, "held_by_users": 299, "reserved": 0, "paid_out": 0},
     }
     assert (report.transfers, report.entries) == (2, 6)
 
@@ -131,6 +131,7 @@ def _with(
     entry_sums: dict[int, int] | None = None,
     stored: dict[int, int] | None = None,
     unbalanced: tuple[tuple[int, str, int], ...] = (),
+    pending_payout_diamonds: int = 0,
 ) -> AuditInput:
     base = clean()
     return AuditInput(
@@ -139,6 +140,7 @@ def _with(
         unbalanced,
         base.transfers,
         base.entries,
+        pending_payout_diamonds,
     )
 
 
@@ -180,9 +182,14 @@ VIOLATIONS: list[tuple[str, AuditInput, set[tuple[str, str | None]]]] = [
         {("asset_sums_to_zero", None), ("coins_issued_equal_held_spent_refunded", None)},
     ),
     (
-        "diamonds do not sum to zero",
+        "diamonds do not sum to zero, so issued != held + reserved + paid out",
         _with(entry_sums={HOST_DIAMOND: 300}, stored={HOST_DIAMOND: 300}),
-        {("asset_sums_to_zero", None)},
+        {("asset_sums_to_zero", None), ("diamonds_issued_equal_held_reserved_paid", None)},
+    ),
+    (
+        "reserved diamonds do not match the pending payouts",
+        _with(pending_payout_diamonds=2000),
+        {("reserved_equals_pending_payouts", "diamonds_reserved")},
     ),
 ]
 

@@ -578,7 +578,7 @@ async def test_the_audit_totals_after_a_busy_session(store: LedgerStore) -> None
     assert report.balanced, report
     assert report.totals == {
         "coin": {"sum": 0, "issued": 395, "held_by_users": 31 + 5, "spent": 359, "refunded": 0},
-        "diamond": {"sum": 0, "issued": 359, "held_by_users": 359},
+        "diamond": {"sum": 0, "issued": 359, "held_by_users": 359, "reserved": 0, "paid_out": 0},
     }
     assert (report.transfers, report.entries) == (4, 2 * 2 + 2 * 4)
 
