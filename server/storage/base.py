@@ -93,6 +93,37 @@ class StoredResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One ledger entry on a user's account, for a statement."""
+
+    transfer: int
+    kind: str
+    at_ms: int
+    coins: int  # signed, for this user
+    diamonds: int  # signed, for this user
+    balance_after: int | None  # of the account this entry is on
+    room: int | None
+    gift_id: str | None
+    count: int | None
+    package_id: str | None
+    price_cents: int | None
+    currency: str | None
+    refund_of: int | None
+    payout: int | None
+    other: str | None  # the other user of a gift
+
+
+@dataclass(frozen=True, slots=True)
+class EarningsRow:
+    day: int  # UTC days since the epoch
+    room: int
+    title: str
+    started_ms: int
+    diamonds: int
+    gifts: int
+
+
+@dataclass(frozen=True, slots=True)
 class PayoutRow:
     id: int
     user: UserId
@@ -272,6 +303,17 @@ class LedgerStore(Protocol):
     async def settle_payout(self, payout: int, outcome: str, now_ms: int) -> PayoutRow | Refusal:
         """Post (paid) or void (failed: the diamonds come back) a pending payout, once."""
         ...
+
+    # reports
+    async def opening_balances(self, user: UserId, before_ms: int) -> tuple[int, int]: ...
+
+    async def statement(
+        self, user: UserId, from_ms: int, to_ms: int, limit: int
+    ) -> list[StatementLine]: ...
+
+    async def earnings(
+        self, user: UserId, from_ms: int, to_ms: int, limit: int
+    ) -> list[EarningsRow]: ...
 
     # spending limits
     async def limit(self, user: UserId) -> Limit: ...

@@ -29,15 +29,18 @@ from server.domain.limits import Limit
 from server.domain.money import RoomId, TransferId, UserId
 from server.domain.payouts import Payable
 from server.domain.rooms import Goal, RoomBook, RoomStatus, Streak
+from server.storage import sqlite_reports as reports
 from server.storage.base import (
     BatchPlanner,
     BatchResult,
     Command,
+    EarningsRow,
     GiftOk,
     PayoutRow,
     Refunded,
     ResponseMaker,
     RoomRow,
+    StatementLine,
     StoredResponse,
     StoreUnavailable,
     TransactionRow,
@@ -314,6 +317,19 @@ class SqliteStore:
 
     async def settle_payout(self, payout: int, outcome: str, now_ms: int) -> PayoutRow | Refusal:
         return await self._tx(lambda conn: settle_payout_tx(conn, payout, outcome, now_ms))
+
+    async def opening_balances(self, user: UserId, before_ms: int) -> tuple[int, int]:
+        return await reports.opening_balances(self._read, user, before_ms)
+
+    async def statement(
+        self, user: UserId, from_ms: int, to_ms: int, limit: int
+    ) -> list[StatementLine]:
+        return await reports.statement_lines(self._read, user, from_ms, to_ms, limit)
+
+    async def earnings(
+        self, user: UserId, from_ms: int, to_ms: int, limit: int
+    ) -> list[EarningsRow]:
+        return await reports.earnings(self._read, user, from_ms, to_ms, limit)
 
     async def limit(self, user: UserId) -> Limit:
         rows = await self._read(

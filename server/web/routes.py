@@ -215,6 +215,31 @@ async def settle_payout(request: Request) -> Response:
     return respond(await rt(request).payouts.settle(int(raw), body))
 
 
+@guarded
+async def statement_csv(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    month = request.query_params.get("month")
+    result = await rt(request).reports.statement_csv(caller, month)
+    if isinstance(result, Refusal):
+        return error_response(result)
+    return Response(
+        result,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="giftcast-{month}.csv"'},
+    )
+
+
+@guarded
+async def earnings(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    query = request.query_params
+    return respond(await rt(request).reports.earnings(caller, query.get("from"), query.get("to")))
+
+
 def _int_param(request: Request, name: str, low: int, high: int) -> int | Refusal | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -390,6 +415,8 @@ ROUTES = [
     Route("/api/rooms/{room_id}/overlay_token", rotate_overlay, methods=["POST"]),
     Route("/api/rooms/{room_id}/overlay_token", current_overlay, methods=["GET"]),
     Route("/api/admin/audit", admin_audit, methods=["GET"]),
+    Route("/api/wallet/statement.csv", statement_csv, methods=["GET"]),
+    Route("/api/earnings", earnings, methods=["GET"]),
     Route("/api/payouts", request_payout, methods=["POST"]),
     Route("/api/payouts", my_payouts, methods=["GET"]),
     Route("/api/admin/payouts", admin_payouts, methods=["GET"]),

@@ -17,6 +17,7 @@ from server.services.clock import Clock, system_clock
 from server.services.gifting import GiftService
 from server.services.payments import PaymentProvider, SandboxProvider
 from server.services.payouts import PayoutService
+from server.services.reports import ReportService
 from server.services.room_books import RoomBooks
 from server.services.rooms import RoomService
 from server.services.users import UserService, load_secret
@@ -48,6 +49,7 @@ class Runtime:
     rooms: RoomService
     wallet: WalletService
     payouts: PayoutService
+    reports: ReportService
     clock: Clock
     stopping: bool = False
     writers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -84,6 +86,7 @@ class Runtime:
             rooms=rooms,
             wallet=wallet,
             payouts=payouts,
+            reports=ReportService(settings, store, clock),
             clock=clock,
         )
 
