@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -120,8 +121,12 @@ async def catalog(request: Request) -> Response:
     )
 
 
-@guarded
-async def recharge(request: Request) -> Response:
+MoneyCall = Callable[[Runtime, Caller, str, Any, str], Awaitable[Answer | Refusal]]
+
+
+async def _money_call(request: Request, call: MoneyCall) -> Response:
+    """A call that moves money: a signed-in caller, an Idempotency-Key, a JSON body; the
+    service answers with the stored (replayable) response or a refusal."""
     runtime = rt(request)
     caller = await _caller(request)
     if isinstance(caller, Response):
@@ -134,11 +139,15 @@ async def recharge(request: Request) -> Response:
     body = await read_json(request, runtime.settings.http_body_bytes_max)
     if isinstance(body, Response):
         return body
-    result = await runtime.wallet.recharge(caller, key, body, request.url.path)
+    result = await call(runtime, caller, key, body, request.url.path)
     if isinstance(result, Refusal):
         return error_response(result)
-    assert isinstance(result, Answer)
     return JSONBytes(result.body, status_code=result.status)
+
+
+@guarded
+async def recharge(request: Request) -> Response:
+    return await _money_call(request, lambda rt_, *args: rt_.wallet.recharge(*args))
 
 
 @guarded
