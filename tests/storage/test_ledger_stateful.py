@@ -79,6 +79,7 @@ RATES = Rates(diamonds_per_coin=2, cents_per_100_diamonds=30)
 PAYOUT_MINIMUM_DIAMONDS = 100
 PAYOUT_DAILY_CENTS_MAX = 120  # 400 diamonds a day: reached within a few steps
 USERS_MAX = 6
+HISTORY_MAX = 10_000
 PROVIDER_REF = "test-charge"
 GIFTS = {
     gift.id: gift
@@ -656,13 +657,28 @@ class LedgerMachine(RuleBasedStateMachine):
         owner = self.model.recharges[recharge][0]
         self.step(self.refund_op(owner if caller is None else caller, recharge, self.key(key)))
 
-    @rule(user=users, daily=st.one_of(st.integers(0, 150), st.none(), st.integers(151, 1000)))
-    def change_limit(self, user: UserId, daily: int | None) -> None:
-        now = self.model.now_ms
-        expected = self.model.limits.get(user, Limit()).change(daily, now)
-        changed = self.run(self.store.change_limit(user, lambda old: old.change(daily, now)))
+    @rule(
+        user=users,
+        daily=st.one_of(st.integers(0, 40), st.none(), st.integers(41, 1000)),
+        room=rooms,
+        then=st.lists(
+            st.tuples(GIFT_NAMES, st.integers(1, 12), st.integers(0, 7)), min_size=0, max_size=4
+        ),
+    )
+    def change_limit(
+        self, user: UserId, daily: int | None, room: RoomId, then: list[tuple[str, int, int]]
+    ) -> None:
+        """Ask for a daily limit of what was spent today plus `daily` (None: no limit), then
+        send gifts: a lower limit applies at once, so these reach it."""
+        m = self.model
+        now = m.now_ms
+        requested = None if daily is None else m.spent_on.get((user, day_of(now)), 0) + daily
+        expected = m.limits.get(user, Limit()).change(requested, now)
+        changed = self.run(self.store.change_limit(user, lambda old: old.change(requested, now)))
         assert changed == expected, (changed, expected)
-        self.model.limits[user] = expected
+        m.limits[user] = expected
+        if then:
+            self.step(self.batch_op([self.gift(user, room, *spec) for spec in then]))
 
     def payout_due(self, requested: int) -> Payable | None:
         due = check_request(requested, PAYOUT_MINIMUM_DIAMONDS, RATES.cents_per_100_diamonds)
@@ -819,6 +835,22 @@ class LedgerMachine(RuleBasedStateMachine):
             assert self.run(self.store.limit(user)) == m.limits.get(user, Limit()), user
             spent = self.run(self.store.spent_on(user, today))
             assert spent == m.spent_on.get((user, today), 0), (user, spent)
+
+    @invariant(check_during_init=True)
+    def every_history_adds_up(self) -> None:
+        """Each leg's balance-after is the running sum of the user's legs up to it."""
+        for user in self.model.names:
+            items = self.run(self.store.transactions(user, HISTORY_MAX, None))
+            assert len(items) < HISTORY_MAX
+            coins = diamonds = 0
+            for item in reversed(items):  # oldest first
+                coins += item.coins
+                diamonds += item.diamonds
+                if item.coins:
+                    assert (item.diamonds, item.coins_after) == (0, coins), (user, item)
+                else:
+                    assert item.diamonds_after == diamonds, (user, item)
+            assert (coins, diamonds) == (self.model.coins[user], self.model.diamonds[user])
 
 
 TestLedgerStateful = LedgerMachine.TestCase
