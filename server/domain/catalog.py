@@ -41,6 +41,7 @@ class Package:
 class Catalog:
     gifts: Mapping[str, Gift]
     packages: Mapping[str, Package]
+    currency: str = "USD"  # of every package's price, and so of every cash value shown
 
     def gift(self, gift_id: str) -> Gift | None:
         return self.gifts.get(gift_id)
@@ -105,4 +106,4 @@ def parse_catalog(doc: Any) -> Catalog:
         coins = _int(entry, "coins", where, 1, 10_000_000)
         price = _int(entry, "price_cents", where, 1, 100_000_000)
         packages[package_id] = Package(package_id, coins, price, currency)
-    return Catalog(gifts=gifts, packages=packages)
+    return Catalog(gifts=gifts, packages=packages, currency=currency)

@@ -153,6 +153,20 @@ class AuditInput:
     transfers: int
     entries: int
     pending_payout_diamonds: int = 0  # sum over payouts whose status is pending
+    costs: CostTotals | None = None  # the cost-basis figures (domain.pricing); None: not kept
+
+
+@dataclass(frozen=True, slots=True)
+class CostTotals:
+    """Cash, in millicents, that the coins stood for: every purchase's price, what users still
+    hold, the cost of coins gifted and refunded away; and the exceptions found."""
+
+    paid: int
+    held: int
+    gifted: int
+    refunded: int
+    without_cost: int = 0  # gifts or refunds whose cost was never recorded
+    cost_without_coins: Sequence[tuple[int, int]] = ()  # (user, basis) of users holding no coins
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +259,8 @@ def audit(data: AuditInput) -> AuditReport:
                 f" {diamond['reserved']} + paid out {diamond['paid_out']}",
             )
         )
+    if data.costs is not None:
+        totals["coin_cost_millicents"] = _audit_costs(data.costs, violations)
     return AuditReport(
         balanced=not violations,
         totals=totals,
@@ -252,3 +268,37 @@ def audit(data: AuditInput) -> AuditReport:
         transfers=data.transfers,
         entries=data.entries,
     )
+
+
+def _audit_costs(costs: CostTotals, violations: list[Violation]) -> dict[str, int]:
+    if costs.paid != costs.held + costs.gifted + costs.refunded:
+        violations.append(
+            Violation(
+                "coin_costs_paid_equal_held_gifted_refunded",
+                None,
+                f"paid {costs.paid} != held {costs.held} + gifted {costs.gifted}"
+                f" + refunded {costs.refunded} (millicents)",
+            )
+        )
+    if costs.without_cost:
+        violations.append(
+            Violation(
+                "every_gift_and_refund_has_a_cost",
+                None,
+                f"{costs.without_cost} gifts or refunds carry no cost",
+            )
+        )
+    for user, basis in costs.cost_without_coins:
+        violations.append(
+            Violation(
+                "no_cost_without_coins",
+                account_name(coin_account(UserId(user))),
+                f"holds no coins but a cost basis of {basis} millicents",
+            )
+        )
+    return {
+        "paid": costs.paid,
+        "held": costs.held,
+        "gifted": costs.gifted,
+        "refunded": costs.refunded,
+    }

@@ -18,6 +18,7 @@ from server.config import Settings
 from server.domain.errors import Code, Refusal
 from server.domain.limits import DAY_MS
 from server.domain.money import Rates
+from server.domain.pricing import gift_value
 from server.domain.timefmt import rfc3339, utc_date
 from server.services.clock import Clock
 from server.services.users import Caller
@@ -38,6 +39,11 @@ COLUMNS = (
     "diamonds_balance",
     "cash_cents",
     "currency",
+    # gifts, in millicents (1/1000 cent): what the viewer's coins cost, what the host's
+    # diamonds are worth, and the difference the platform kept
+    "paid_millicents",
+    "host_millicents",
+    "platform_millicents",
 )
 
 
@@ -111,9 +117,16 @@ class ReportService:
                     diamonds,
                     cash,
                     line.currency or "USD",
+                    *self._value(line),
                 )
             )
         return out.getvalue().encode()
+
+    def _value(self, line: StatementLine) -> tuple[int | str, ...]:
+        if line.cost_millicents is None or line.gift_diamonds is None:
+            return ("", "", "")
+        value = gift_value(line.cost_millicents, line.gift_diamonds, self.rates)
+        return (value.paid_millicents, value.host_millicents, value.platform_millicents)
 
     async def earnings(
         self, caller: Caller, first: str | None, last: str | None

@@ -18,7 +18,8 @@ from server.config import Settings
 from server.domain.catalog import Catalog
 from server.domain.errors import Code, Refusal
 from server.domain.limits import DAY_MS, Limit, check_daily_coins, day_of, left_today
-from server.domain.money import TransferId
+from server.domain.money import Rates, TransferId
+from server.domain.pricing import gift_value
 from server.domain.timefmt import rfc3339
 from server.services.clock import Clock
 from server.services.payments import PaymentProvider
@@ -65,6 +66,7 @@ class WalletService:
         self.settings = settings
         self.store = store
         self.catalog = catalog
+        self.rates = Rates(settings.diamonds_per_coin, settings.cents_per_100_diamonds)
         self.provider = provider
         self.clock = clock
 
@@ -197,12 +199,12 @@ class WalletService:
         more = len(rows) > limit
         rows = rows[:limit]
         return {
-            "items": [transaction_doc(r) for r in rows],
+            "items": [transaction_doc(r, self.rates, self.catalog.currency) for r in rows],
             "next": rows[-1].id if more and rows else None,
         }
 
 
-def transaction_doc(row: TransactionRow) -> dict[str, Any]:
+def transaction_doc(row: TransactionRow, rates: Rates, currency: str) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": row.id,
         "kind": row.kind,
@@ -216,9 +218,13 @@ def transaction_doc(row: TransactionRow) -> dict[str, Any]:
         doc["diamonds_after"] = row.diamonds_after
     if row.kind in ("recharge", "refund"):
         doc.update(package_id=row.package_id, price_cents=row.price_cents, currency=row.currency)
+        if row.cost_millicents is not None:  # a refund: the cost basis its coins took along
+            doc["coins_cost_millicents"] = row.cost_millicents
     else:
         doc.update(room=row.room, gift_id=row.gift_id, count=row.count)
         if row.counterparty is not None:
             key = "to" if row.kind == "gift_sent" else "from"
             doc[key] = {"id": row.counterparty, "name": row.counterparty_name}
+        if row.cost_millicents is not None and row.gift_diamonds is not None:
+            doc["value"] = gift_value(row.cost_millicents, row.gift_diamonds, rates).doc(currency)
     return doc

@@ -81,6 +81,8 @@ class TransactionRow:
     currency: str | None
     coins_after: int | None
     diamonds_after: int | None
+    cost_millicents: int | None = None  # gifts and refunds: what the coins moved had cost
+    gift_diamonds: int | None = None  # gifts: the diamonds the host received
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class StatementLine:
     refund_of: int | None
     payout: int | None
     other: str | None  # the other user of a gift
+    cost_millicents: int | None = None  # gifts and refunds: what the coins moved had cost
+    gift_diamonds: int | None = None  # gifts: the diamonds the host received
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,7 @@ class GiftOk:
     coins_after: int
     coins_spent: int
     diamonds: int
+    cost_millicents: int  # what the coins spent cost the sender (domain.pricing)
 
 
 # --- the write batch --------------------------------------------------------------------
@@ -236,6 +241,10 @@ class LedgerStore(Protocol):
 
     async def balances(self, user: UserId) -> tuple[int, int]:
         """(coins, diamonds)."""
+        ...
+
+    async def cost_basis(self, user: UserId) -> int:
+        """What the user paid, in millicents, for the coins they hold (domain.pricing)."""
         ...
 
     # money

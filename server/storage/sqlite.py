@@ -20,6 +20,7 @@ from server.domain.catalog import Package
 from server.domain.errors import Refusal
 from server.domain.ledger import (
     AuditInput,
+    SystemAccount,
     TransferKind,
     coin_account,
     diamond_account,
@@ -44,6 +45,7 @@ from server.storage.base import (
     UserRow,
 )
 from server.storage.sqlite_batch import limit_from_row, write_batch
+from server.storage.sqlite_costs import cost_totals
 from server.storage.sqlite_money import (
     PAYOUT_COLUMNS,
     change_limit_tx,
@@ -158,6 +160,10 @@ class SqliteStore(RoomQueries):
         found = dict(rows)
         return found.get(coin_account(user), 0), found.get(diamond_account(user), 0)
 
+    async def cost_basis(self, user: UserId) -> int:
+        rows = await self._read("SELECT millicents FROM coin_costs WHERE user_id = ?", (user,))
+        return int(rows[0][0]) if rows else 0
+
     # --- money --------------------------------------------------------------------------
 
     async def stored_response(self, user: UserId, key: str) -> StoredResponse | None:
@@ -205,11 +211,19 @@ class SqliteStore(RoomQueries):
         rows = await self._read(
             "SELECT t.id, t.kind, e.account_id, e.amount, t.at_ms, t.room_id, t.gift_id,"
             " t.count, t.user_id, t.counterparty_id, t.package_id, t.price_cents, t.currency,"
-            " e.balance_after"
+            " e.balance_after, t.cost_millicents, CASE WHEN t.kind = 'gift' THEN"
+            " (SELECT -x.amount FROM entries x WHERE x.account_id = ? AND x.transfer_id = t.id)"
+            " END"
             " FROM entries e JOIN transfers t ON t.id = e.transfer_id"
             " WHERE e.account_id IN (?, ?) AND e.transfer_id < ?"
             " ORDER BY e.transfer_id DESC, e.account_id LIMIT ?",
-            (coin_account(user), diamond_account(user), before or 2**62, limit + 1),
+            (
+                SystemAccount.DIAMONDS_ISSUED,
+                coin_account(user),
+                diamond_account(user),
+                before or 2**62,
+                limit + 1,
+            ),
         )
         names = await self._names({r[8] for r in rows} | {r[9] for r in rows if r[9]})
         items: list[TransactionRow] = []
@@ -237,6 +251,8 @@ class SqliteStore(RoomQueries):
                     currency=r[12],
                     coins_after=r[13] if is_coin else None,
                     diamonds_after=None if is_coin else r[13],
+                    cost_millicents=r[14],
+                    gift_diamonds=r[15],
                 )
             )
         return items
@@ -250,8 +266,9 @@ class SqliteStore(RoomQueries):
 
     async def find_gift(self, sender: UserId, request_id: str) -> GiftOk | None:
         rows = await self._read(
-            "SELECT seq, coins_after, coins_spent, diamonds FROM gift_requests"
-            " WHERE sender_id = ? AND request_id = ?",
+            "SELECT g.seq, g.coins_after, g.coins_spent, g.diamonds, t.cost_millicents"
+            " FROM gift_requests g JOIN transfers t ON t.id = g.transfer_id"
+            " WHERE g.sender_id = ? AND g.request_id = ?",
             (sender, request_id),
         )
         return GiftOk(*rows[0]) if rows else None
@@ -345,7 +362,9 @@ class SqliteStore(RoomQueries):
             (pending,) = conn.execute(
                 "SELECT coalesce(sum(diamonds), 0) FROM payouts WHERE status = 'pending'"
             ).fetchone()
-            return AuditInput(sums, stored, unbalanced, transfers, entries, pending)
+            return AuditInput(
+                sums, stored, unbalanced, transfers, entries, pending, cost_totals(conn)
+            )
 
         # A read, but run as one transaction so every figure comes from the same snapshot.
         return await self._tx(fn)
@@ -367,6 +386,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
             f"database schema version {version} is newer than this server ({len(MIGRATIONS)})"
         )
     for step in MIGRATIONS[version:]:
+        if not isinstance(step, str):
+            step(conn)
+            continue
         for statement in step.split(";\n"):
             if statement.strip():
                 conn.execute(statement)

@@ -22,6 +22,7 @@ from server.domain.errors import Code, Refusal
 from server.domain.ledger import SystemAccount, coin_account, diamond_account, gift_legs
 from server.domain.limits import Limit, Pending, day_of, left_today
 from server.domain.money import RoomId
+from server.domain.pricing import cost_leaving
 from server.domain.rooms import EventKind, RoomEvent, RoomStatus
 from server.storage.base import (
     BatchPlanner,
@@ -35,6 +36,7 @@ from server.storage.base import (
     RoomCommand,
     RoomDone,
 )
+from server.storage.sqlite_costs import bases, store_bases
 
 
 def add(conn: sqlite3.Connection, account: int, amount: int) -> int:
@@ -55,8 +57,9 @@ def _known_requests(
     keys = list({(c.sender, c.request_id) for c in commands if isinstance(c, GiftCommand)})
     found: dict[tuple[int, str], GiftOk] = {}
     lookup = (
-        "SELECT sender_id, request_id, seq, coins_after, coins_spent, diamonds"
-        " FROM gift_requests WHERE sender_id = ? AND request_id = ?"
+        "SELECT g.sender_id, g.request_id, g.seq, g.coins_after, g.coins_spent, g.diamonds,"
+        " t.cost_millicents FROM gift_requests g JOIN transfers t ON t.id = g.transfer_id"
+        " WHERE g.sender_id = ? AND g.request_id = ?"
     )
     for start in range(0, len(keys), 200):  # SQLite allows 500 terms in a compound SELECT
         chunk = keys[start : start + 200]
@@ -114,6 +117,8 @@ def write_batch(
     result = BatchResult(outcomes=[])
     known = _known_requests(conn, commands)
     limits = _limits(conn, commands)
+    costs = bases(conn, (c.sender for c in commands if isinstance(c, GiftCommand)))
+    costs_changed: dict[int, int] = {}
     spent: dict[tuple[int, int], int] = {}  # (user, UTC day) -> coins spent, this batch included
     spent_in_batch: dict[tuple[int, int], int] = {}
     transfers: list[tuple[Any, ...]] = []
@@ -173,6 +178,8 @@ def write_batch(
             result.outcomes.append(GiftRefused(Refusal(Code.INSUFFICIENT_COINS, message)))
             continue
         coins_after = int(row[0])
+        cost = cost_leaving(costs[command.sender], coins_after + command.coins, command.coins)
+        costs[command.sender] = costs_changed[command.sender] = costs[command.sender] - cost
         if today in spent:
             spent[today] += command.coins
         spent_in_batch[today] = spent_in_batch.get(today, 0) + command.coins
@@ -190,6 +197,7 @@ def write_batch(
                 command.room,
                 command.gift.id,
                 command.count,
+                cost,
             )
         )
         host_account = diamond_account(command.host)
@@ -216,7 +224,7 @@ def write_batch(
         events.extend(made)
         touched.add(command.room)
         gift_seq = made[-1].seq
-        ok = GiftOk(gift_seq, coins_after, command.coins, command.diamonds)
+        ok = GiftOk(gift_seq, coins_after, command.coins, command.diamonds, cost)
         known[key] = ok
         requests.append(
             (
@@ -238,6 +246,7 @@ def write_batch(
 
     if transfers:
         _write_gifts(conn, transfers, entries, host_legs, requests, gifters)
+        store_bases(conn, costs_changed)
         conn.executemany(
             "INSERT INTO daily_spend (user_id, day, coins) VALUES (?, ?, ?)"
             " ON CONFLICT (user_id, day) DO UPDATE SET coins = coins + excluded.coins",
@@ -267,7 +276,7 @@ def _write_gifts(
             entry[3] = final - credited + running
     conn.executemany(
         "INSERT INTO transfers (id, kind, at_ms, user_id, counterparty_id, room_id, gift_id,"
-        " count) VALUES (?, 'gift', ?, ?, ?, ?, ?, ?)",
+        " count, cost_millicents) VALUES (?, 'gift', ?, ?, ?, ?, ?, ?, ?)",
         transfers,
     )
     conn.executemany(

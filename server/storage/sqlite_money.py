@@ -32,6 +32,7 @@ from server.domain.money import TransferId, UserId
 from server.domain.payouts import Payable, PayoutStatus, settle
 from server.storage.base import PayoutRow, Refunded, ResponseMaker, StoredResponse
 from server.storage.sqlite_batch import add, limit_from_row
+from server.storage.sqlite_costs import add_cost, take_cost
 
 
 def recharge_tx(
@@ -72,6 +73,7 @@ def recharge_tx(
         "INSERT INTO entries (account_id, transfer_id, amount, balance_after) VALUES (?, ?, ?, ?)",
         [(int(leg.account), transfer, leg.amount, balances[leg.account]) for leg in legs],
     )
+    add_cost(conn, user, package.price_cents)
     after = balances[coin_account(user)]
     status, body = respond(transfer, after)
     conn.execute(
@@ -128,10 +130,11 @@ def refund_tx(
             f"this recharge's {coins} coins are no longer all in your wallet"
             f" (you have {have}); only unspent purchases can be refunded",
         )
+    cost = take_cost(conn, user, int(debited[0]) + coins, coins)
     cur = conn.execute(
         "INSERT INTO transfers (kind, at_ms, user_id, package_id, price_cents, currency,"
-        " provider_ref, refund_of) VALUES ('refund', ?, ?, ?, ?, ?, ?, ?)",
-        (now_ms, user, package_id, price_cents, currency, provider_ref, recharge),
+        " provider_ref, refund_of, cost_millicents) VALUES ('refund', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (now_ms, user, package_id, price_cents, currency, provider_ref, recharge, cost),
     )
     transfer = TransferId(int(cur.lastrowid or 0))
     legs = refund_legs(user, coins)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from server.domain.ledger import coin_account, diamond_account
+from server.domain.ledger import SystemAccount, coin_account, diamond_account
 from server.domain.money import UserId
 from server.storage.base import EarningsRow, StatementLine
 
@@ -37,12 +37,14 @@ async def statement_lines(
     rows = await read(
         "SELECT t.id, t.kind, t.at_ms, e.account_id, e.amount, e.balance_after, t.user_id,"
         " t.counterparty_id, t.room_id, t.gift_id, t.count, t.package_id, t.price_cents,"
-        " t.currency, t.refund_of, t.payout_id, u.name, h.name"
+        " t.currency, t.refund_of, t.payout_id, u.name, h.name, t.cost_millicents,"
+        " CASE WHEN t.kind = 'gift' THEN (SELECT -x.amount FROM entries x"
+        " WHERE x.account_id = ? AND x.transfer_id = t.id) END"
         " FROM entries e JOIN transfers t ON t.id = e.transfer_id"
         " LEFT JOIN users u ON u.id = t.user_id LEFT JOIN users h ON h.id = t.counterparty_id"
         " WHERE e.account_id IN (?, ?) AND t.at_ms >= ? AND t.at_ms < ?"
         " ORDER BY e.transfer_id, e.account_id LIMIT ?",
-        (coin, diamond, from_ms, to_ms, limit),
+        (SystemAccount.DIAMONDS_ISSUED, coin, diamond, from_ms, to_ms, limit),
     )
     lines = []
     for r in rows:
@@ -67,6 +69,8 @@ async def statement_lines(
                 refund_of=r[14],
                 payout=r[15],
                 other=(r[17] if is_coin else r[16]) if r[1] == "gift" else None,
+                cost_millicents=r[18],
+                gift_diamonds=r[19],
             )
         )
     return lines

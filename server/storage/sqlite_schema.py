@@ -7,7 +7,15 @@ per sender and a room's seq is unique (primary keys).
 
 from __future__ import annotations
 
-MIGRATIONS: tuple[str, ...] = (
+import sqlite3
+from collections.abc import Callable
+
+from server.storage.sqlite_costs import backfill
+
+# A step is SQL (statements separated by ";\n") or a function run in the same transaction.
+Step = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[Step, ...] = (
     # 1: the core ledger, rooms and their events
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -172,4 +180,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX payouts_by_status ON payouts (status, created_ms);
     ALTER TABLE transfers ADD COLUMN payout_id INTEGER REFERENCES payouts(id);
     """,
+    # 5: cost bases, so every gift shows what the viewer paid for its coins (domain.pricing)
+    """
+    CREATE TABLE coin_costs (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id),
+        millicents INTEGER NOT NULL CHECK (millicents >= 0)
+    );
+    ALTER TABLE transfers ADD COLUMN cost_millicents INTEGER
+        CHECK (cost_millicents IS NULL OR cost_millicents >= 0);
+    """,
+    backfill,
 )

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from server.domain.errors import Code, Refusal
 from server.domain.ledger import audit
 from server.domain.money import RoomId
+from server.domain.pricing import diamonds_millicents
 from server.services.users import Caller
 from server.services.wallet import Answer, check_idempotency_key
 from server.web.http_util import (
@@ -75,7 +76,8 @@ async def me(request: Request) -> Response:
     caller = await _caller(request)
     if isinstance(caller, Response):
         return caller
-    coins, diamonds = await rt(request).store.balances(caller.id)
+    runtime = rt(request)
+    coins, diamonds = await runtime.store.balances(caller.id)
     return json_response(
         {
             "id": caller.id,
@@ -83,6 +85,9 @@ async def me(request: Request) -> Response:
             "coins": coins,
             "diamonds": diamonds,
             "adult": caller.adult,
+            "currency": runtime.catalog.currency,
+            "coins_cost_millicents": await runtime.store.cost_basis(caller.id),
+            "diamonds_value_millicents": diamonds_millicents(diamonds, runtime.rates),
         }
     )
 

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 
 from server.domain.errors import Code, Refusal
 from server.domain.money import RoomId, UserId
+from server.domain.pricing import gift_value
 from server.domain.rooms import RoomStatus
 from server.protocol.messages import (
     PONG,
@@ -86,7 +87,7 @@ def _since(ws: WebSocket) -> int | str | None:
     return int(raw)
 
 
-def answer_frame(request_id: str, answer: GiftAnswer) -> str:
+def answer_frame(request_id: str, answer: GiftAnswer, runtime: Runtime) -> str:
     if isinstance(answer, Refusal):
         extra: dict[str, Any] = {}
         if answer.retry_after_ms is not None:
@@ -100,6 +101,9 @@ def answer_frame(request_id: str, answer: GiftAnswer) -> str:
         "coins": answer.ok.coins_after,
         "coins_spent": answer.ok.coins_spent,
         "diamonds": answer.ok.diamonds,
+        "value": gift_value(answer.ok.cost_millicents, answer.ok.diamonds, runtime.rates).doc(
+            runtime.catalog.currency
+        ),
     }
     if answer.duplicate:
         doc["duplicate"] = True
@@ -262,12 +266,12 @@ class _InFlight:
         self.count = 0
         self.resume: asyncio.Future[None] | None = None
 
-    def reply_to(self, conn: Conn, request_id: str) -> Reply:
+    def reply_to(self, runtime: Runtime, conn: Conn, request_id: str) -> Reply:
         self.count += 1
 
         def reply(answer: GiftAnswer) -> None:
             self.count -= 1
-            conn.push(answer_frame(request_id, answer))
+            conn.push(answer_frame(request_id, answer, runtime))
             if self.resume is not None and not self.resume.done():
                 self.resume.set_result(None)
 
@@ -297,14 +301,14 @@ async def _read_loop(runtime: Runtime, ws: WebSocket, conn: Conn, caller: Caller
         elif isinstance(decoded, GiftRequest):
             if caller is None:
                 refusal = Refusal(Code.FORBIDDEN, "an overlay cannot send gifts")
-                conn.push(answer_frame(decoded.id, refusal))
+                conn.push(answer_frame(decoded.id, refusal, runtime))
             elif runtime.stopping:
                 refusal = Refusal(Code.UNAVAILABLE, "the server is shutting down; resend later")
-                conn.push(answer_frame(decoded.id, refusal))
+                conn.push(answer_frame(decoded.id, refusal, runtime))
             else:
                 await in_flight.wait_below(GIFTS_IN_FLIGHT_MAX)
                 runtime.gifts.submit(
-                    caller, decoded, conn.room, in_flight.reply_to(conn, decoded.id)
+                    caller, decoded, conn.room, in_flight.reply_to(runtime, conn, decoded.id)
                 )
 
 

@@ -79,7 +79,7 @@ async def test_another_month_is_empty_but_for_the_header(api: Api) -> None:
     assert r.status_code == 200
     assert r.text.splitlines() == [
         "date,transaction_id,kind,description,coins,diamonds,coins_balance,diamonds_balance,"
-        "cash_cents,currency"
+        "cash_cents,currency,paid_millicents,host_millicents,platform_millicents"
     ]
 
 

@@ -245,7 +245,8 @@ async def test_an_accepted_gift_debits_the_sender_and_credits_the_host(
 
     result = await planner.write(send(alice, room, "r1", CORGI))
 
-    ok = GiftOk(seq=1, coins_after=31, coins_spent=299, diamonds=299)
+    # 330 coins bought for $4.99: 299 of them cost 499,000 * 299 // 330 millicents
+    ok = GiftOk(seq=1, coins_after=31, coins_spent=299, diamonds=299, cost_millicents=452_124)
     assert result.outcomes == [GiftAccepted(ok)]
     ((event, body),) = result.events
     assert (event.kind, event.seq, event.first) == (EventKind.GIFT, 1, True)
@@ -279,11 +280,14 @@ async def test_a_duplicate_request_id_in_one_batch_answers_the_first_outcome(
         send(alice, room, "r1", CORGI),  # the same id again, whatever it asks for
         send(alice, room, "r2", ROSE),
     )
-    first = GiftOk(seq=1, coins_after=325, coins_spent=5, diamonds=5)
+    first = GiftOk(seq=1, coins_after=325, coins_spent=5, diamonds=5, cost_millicents=7_560)
     assert result.outcomes == [
         GiftAccepted(first),
         GiftAccepted(first, duplicate=True),
-        GiftAccepted(GiftOk(seq=2, coins_after=324, coins_spent=1, diamonds=1)),
+        # the next coin costs what is left of the basis, averaged: 491,440 // 325
+        GiftAccepted(
+            GiftOk(seq=2, coins_after=324, coins_spent=1, diamonds=1, cost_millicents=1_512)
+        ),
     ]
     assert [e.seq for e, _ in result.events] == [1, 2]
     assert await store.balances(alice.id) == (324, 0)
@@ -310,7 +314,9 @@ async def test_a_duplicate_request_id_across_batches_answers_the_first_outcome(
     bob = await adult(store, "bob")
     await topup(store, bob)
     (other,) = (await planner.write(send(bob, room, "r1", ROSE))).outcomes
-    assert other == GiftAccepted(GiftOk(seq=2, coins_after=329, coins_spent=1, diamonds=1))
+    assert other == GiftAccepted(
+        GiftOk(seq=2, coins_after=329, coins_spent=1, diamonds=1, cost_millicents=1_512)
+    )
 
 
 async def test_insufficient_coins_are_refused_without_writes(store: LedgerStore) -> None:
@@ -340,7 +346,10 @@ async def test_insufficient_coins_are_refused_without_writes(store: LedgerStore)
     # Only accepted gifts are remembered: the same id, resent with coins, is judged afresh.
     await topup(store, alice, COINS_330)
     (retry,) = (await planner.write(send(alice, room, "r1", CORGI))).outcomes
-    assert retry == GiftAccepted(GiftOk(seq=1, coins_after=96, coins_spent=299, diamonds=299))
+    # 65 coins for $0.99 and 330 for $4.99: 299 of the 395 cost 598,000 * 299 // 395 millicents
+    assert retry == GiftAccepted(
+        GiftOk(seq=1, coins_after=96, coins_spent=299, diamonds=299, cost_millicents=452_663)
+    )
 
 
 async def test_the_guarded_debit_runs_gift_by_gift_within_a_batch(store: LedgerStore) -> None:
@@ -542,7 +551,8 @@ async def test_load_book_rebuilds_the_room_after_reopening(store_url: str) -> No
         assert a4.streak == StreakView(before.streaks[alice.id].id, 11, ended=False)
         assert (b3.first, b3.streak) == (False, StreakView(b3.seq, 1, ended=False))
         assert result.outcomes[2] == GiftAccepted(
-            GiftOk(seq=2, coins_after=328, coins_spent=2, diamonds=2), duplicate=True
+            GiftOk(seq=2, coins_after=328, coins_spent=2, diamonds=2, cost_millicents=3_024),
+            duplicate=True,
         )
 
         # Streaks that expired and were recorded stay ended after a reload.
@@ -579,6 +589,13 @@ async def test_the_audit_totals_after_a_busy_session(store: LedgerStore) -> None
     assert report.totals == {
         "coin": {"sum": 0, "issued": 395, "held_by_users": 31 + 5, "spent": 359, "refunded": 0},
         "diamond": {"sum": 0, "issued": 359, "held_by_users": 359, "reserved": 0, "paid_out": 0},
+        # $4.99 + $0.99 paid; alice's corgi cost 452,124, bob's 60 roses 99,000 * 60 // 65
+        "coin_cost_millicents": {
+            "paid": 598_000,
+            "held": 598_000 - 452_124 - 91_384,
+            "gifted": 452_124 + 91_384,
+            "refunded": 0,
+        },
     }
     assert (report.transfers, report.entries) == (4, 2 * 2 + 2 * 4)
 

@@ -17,7 +17,9 @@ GIFT_AT_MS = 1_800_000_123_456
 def make_version_1(path: Path) -> None:
     """Schema version 1 with two users, a recharge of 65 and a 30-coin gift, written by hand."""
     conn = sqlite3.connect(path, isolation_level=None)
-    for statement in MIGRATIONS[0].split(";\n"):
+    first = MIGRATIONS[0]
+    assert isinstance(first, str)
+    for statement in first.split(";\n"):
         if statement.strip():
             conn.execute(statement)
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
@@ -73,6 +75,16 @@ async def test_a_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
         report = audit(await store.audit_input())
         assert report.balanced, report.violations
         assert report.totals["coin"]["refunded"] == 0
+        # Migration 5 replayed the journal for cost bases: 30 of 65 coins bought for $0.99.
+        gift_cost = 99_000 * 30 // 65
+        assert report.totals["coin_cost_millicents"] == {
+            "paid": 99_000,
+            "held": 99_000 - gift_cost,
+            "gifted": gift_cost,
+            "refunded": 0,
+        }
+        sent = [r for r in await store.transactions(UserId(2), 10, None) if r.kind == "gift_sent"]
+        assert [r.cost_millicents for r in sent] == [gift_cost]
     finally:
         await store.close()
     conn = sqlite3.connect(path)
