@@ -120,3 +120,17 @@ async def test_a_host_sees_what_their_diamonds_are_worth(api: Api) -> None:
     me = (await api.call("GET", "/api/me", s.host.token)).json()
     assert (me["diamonds"], me["diamonds_value_millicents"]) == (299, 299 * 500)
     assert me["coins_cost_millicents"] == 0
+
+
+async def test_the_worked_example_in_money_md(api: Api) -> None:
+    """alice buys 330 coins for $4.99, sends twelve Roses one at a time, then a Doughnut."""
+    s = await stage(api, ["alice_example"])
+    alice = s.viewers[0]
+    async with api.room(s.id, alice.token) as ws:
+        await welcome(ws)
+        roses = [await ws.gift(f"g-{n:04}", "rose") for n in range(1, 13)]
+        doughnut = await ws.gift("g-0013", "doughnut")
+    assert sum(r["value"]["paid_millicents"] for r in roses) == 18_144
+    assert doughnut["value"] == value(paid=45_363, host=15_000)
+    me = (await api.call("GET", "/api/me", alice.token)).json()
+    assert (me["coins"], me["coins_cost_millicents"]) == (288, 435_493)
