@@ -1,6 +1,6 @@
 // giftcast demo app: sign up, wallet, lobby, rooms (viewer and host). No build step.
 import {
-  $, h, avatar, fmtCompact, fmtInt, fmtPrice, fmtTime, giftIcon, hashHue, loadJSON, newId, plural,
+  $, h, avatar, fmtCompact, fmtGiftValue, fmtInt, fmtPrice, fmtTime, giftIcon, hashHue, loadJSON, newId, plural,
   reducedMotion, saveJSON, wsBase,
 } from './common.js';
 import { LiveSocket } from './live.js';
@@ -633,11 +633,13 @@ function txItem(t) {
       break;
     case 'gift_sent':
       title = `Sent ${giftName(t.gift_id)}${countText}`;
-      detail = t.to?.name ? `to @${t.to.name}` : '';
+      detail = [t.to?.name ? `to @${t.to.name}` : '', fmtGiftValue(t.value, t.to?.name ? `@${t.to.name}` : 'host')]
+        .filter(Boolean).join(' · ');
       break;
     case 'gift_received':
       title = `Received ${giftName(t.gift_id)}${countText}`;
-      detail = t.from?.name ? `from @${t.from.name}` : '';
+      detail = [t.from?.name ? `from @${t.from.name}` : '', fmtGiftValue(t.value, 'you')]
+        .filter(Boolean).join(' · ');
       break;
     case 'payout':
       title = 'Cash out';
@@ -1313,6 +1315,12 @@ class RoomSession {
 
   onReply(msg) {
     if (msg.type === 'gift_ok') {
+      const sent = this.pending.get(msg.id);
+      if (sent && msg.value) {
+        const host = this.room?.host?.name ? `@${this.room.host.name}` : 'the host';
+        const count = sent.count > 1 ? ` ×${sent.count}` : '';
+        $('#gift-value').textContent = `${giftName(sent.gift_id)}${count}: ${fmtGiftValue(msg.value, host)}`;
+      }
       const had = this.pending.delete(msg.id);
       if (had) this.savePending();
       if (msg.duplicate) refreshMeSoon(300); // its `coins` is the first answer's, not today's

@@ -45,6 +45,29 @@ export function fmtPrice(cents, currency = 'USD') {
   }
 }
 
+/**
+ * Integer millicents (1/1000 cent) to a price string with up to 4 decimals ("$0.0151"), so a
+ * 1-coin gift's value is readable. Only for display.
+ */
+export function fmtMillicents(millicents, currency = 'USD') {
+  const amount = millicents / 100000;
+  try {
+    return new Intl.NumberFormat(undefined, {
+      style: 'currency', currency, minimumFractionDigits: 2, maximumFractionDigits: 4,
+    }).format(amount);
+  } catch {
+    return `${amount.toFixed(4)} ${currency}`;
+  }
+}
+
+/** A gift's `value` as one line: what it cost you, the host's share, the platform's. */
+export function fmtGiftValue(value, host = 'host') {
+  if (!value) return '';
+  const c = value.currency || 'USD';
+  return `cost ${fmtMillicents(value.paid_millicents, c)} · ${host} gets ${fmtMillicents(value.host_millicents, c)}`
+    + ` · platform keeps ${fmtMillicents(value.platform_millicents, c)}`;
+}
+
 export function fmtTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';

@@ -59,6 +59,11 @@ async def test_viewer_signs_up_tops_up_sends_a_rose_streak_and_a_money_gun_and_e
     # Then one big gift, which also ends the streak at once.
     await tap_gift(viewer, "money_gun")
     await all_sent(viewer)
+    # What it cost in cash: 500 of the 1,316 coins left, whose basis is what is left of $19.99
+    # after five Roses (1,513 millicents each); the host's 500 diamonds are worth $2.50.
+    value = viewer.get_by_test_id("gift-value")
+    await expect(value).to_contain_text("Money Gun: cost $7.5662")
+    await expect(value).to_contain_text("gets $2.50 · platform keeps $5.0662")
 
     # The overlay plays the big alert, and its streak line counted the Roses and finished.
     alert = overlay.get_by_test_id("alert")
