@@ -17,7 +17,15 @@ import orjson
 from server.config import Settings
 from server.domain.catalog import Catalog
 from server.domain.errors import Code, Refusal
-from server.domain.limits import DAY_MS, Limit, check_daily_coins, day_of, left_today
+from server.domain.limits import (
+    KEEP,
+    Limit,
+    check_daily_coins,
+    check_time_zone,
+    day_of,
+    day_start_ms,
+    left_today,
+)
 from server.domain.money import Rates, TransferId
 from server.domain.pricing import gift_value
 from server.domain.timefmt import rfc3339
@@ -169,29 +177,40 @@ class WalletService:
         requested = check_daily_coins(body["daily_coins"])
         if isinstance(requested, str):
             return Refusal(Code.INVALID, requested)
+        zone = check_time_zone(body.get("time_zone", KEEP))
+        if isinstance(zone, Refusal):
+            return zone
         now_ms = self.clock()
         limit = await self.store.change_limit(
             caller.id,
             lambda current: current.change(
-                requested, now_ms, self.settings.spending_limit_cooling_off_ms
+                requested, now_ms, self.settings.spending_limit_cooling_off_ms, zone
             ),
         )
         return await self._limit_doc(caller, limit, now_ms)
 
     async def _limit_doc(self, caller: Caller, limit: Limit, now_ms: int) -> dict[str, Any]:
-        day = day_of(now_ms)
-        spent = await self.store.spent_on(caller.id, day)
+        day = day_of(now_ms, limit.time_zone)
+        ends_ms = day_start_ms(day + 1, limit.time_zone)
+        spent = await self.store.spent_between(
+            caller.id, day_start_ms(day, limit.time_zone), ends_ms
+        )
         pending = limit.pending
         return {
             "daily_coins": limit.daily_coins,
+            "time_zone": limit.time_zone or "UTC",
             "pending": (
-                {"daily_coins": pending.daily_coins, "effective_at": rfc3339(pending.effective_ms)}
+                {
+                    "daily_coins": pending.daily_coins,
+                    "time_zone": pending.time_zone or "UTC",
+                    "effective_at": rfc3339(pending.effective_ms),
+                }
                 if pending is not None
                 else None
             ),
             "spent_today": spent,
             "left_today": left_today(limit.daily_coins, spent),
-            "day_ends_at": rfc3339((day + 1) * DAY_MS),
+            "day_ends_at": rfc3339(ends_ms),
         }
 
     async def transactions(self, caller: Caller, limit: int, before: int | None) -> dict[str, Any]:

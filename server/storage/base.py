@@ -331,8 +331,9 @@ class LedgerStore(Protocol):
         """Apply `change` to the user's limit in one transaction; the new limit."""
         ...
 
-    async def spent_on(self, user: UserId, day: int) -> int:
-        """Coins the user gave away as gifts on a UTC day (days since the epoch)."""
+    async def spent_between(self, user: UserId, from_ms: int, to_ms: int) -> int:
+        """Coins the user gave away as gifts in [from_ms, to_ms), both on quarter hours
+        (`SPEND_QUARTER_MS`): a day's start and end in any time zone."""
         ...
 
     async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:

@@ -25,7 +25,7 @@ from server.domain.ledger import (
     coin_account,
     diamond_account,
 )
-from server.domain.limits import Limit
+from server.domain.limits import SPEND_QUARTER_MS, Limit
 from server.domain.money import TransferId, UserId
 from server.domain.payouts import Payable
 from server.storage import sqlite_reports as reports
@@ -44,7 +44,7 @@ from server.storage.base import (
     TransactionRow,
     UserRow,
 )
-from server.storage.sqlite_batch import limit_from_row, write_batch
+from server.storage.sqlite_batch import LIMIT_COLUMNS, limit_from_row, write_batch
 from server.storage.sqlite_costs import cost_totals
 from server.storage.sqlite_money import (
     PAYOUT_COLUMNS,
@@ -326,8 +326,7 @@ class SqliteStore(RoomQueries):
 
     async def limit(self, user: UserId) -> Limit:
         rows = await self._read(
-            "SELECT daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
-            " FROM spending_limits WHERE user_id = ?",
+            f"SELECT {LIMIT_COLUMNS} FROM spending_limits WHERE user_id = ?",
             (user,),
         )
         return limit_from_row(rows[0]) if rows else Limit()
@@ -335,11 +334,13 @@ class SqliteStore(RoomQueries):
     async def change_limit(self, user: UserId, change: Callable[[Limit], Limit]) -> Limit:
         return await self._tx(lambda conn: change_limit_tx(conn, user, change))
 
-    async def spent_on(self, user: UserId, day: int) -> int:
+    async def spent_between(self, user: UserId, from_ms: int, to_ms: int) -> int:
         rows = await self._read(
-            "SELECT coins FROM daily_spend WHERE user_id = ? AND day = ?", (user, day)
+            "SELECT coalesce(sum(coins), 0) FROM spend_quarters"
+            " WHERE user_id = ? AND quarter >= ? AND quarter < ?",
+            (user, from_ms // SPEND_QUARTER_MS, to_ms // SPEND_QUARTER_MS),
         )
-        return int(rows[0][0]) if rows else 0
+        return int(rows[0][0])
 
     async def write_batch(self, commands: Sequence[Command], planner: BatchPlanner) -> BatchResult:
         return await self._tx(lambda conn: write_batch(conn, commands, planner))

@@ -20,7 +20,14 @@ from typing import Any
 
 from server.domain.errors import Code, Refusal
 from server.domain.ledger import SystemAccount, coin_account, diamond_account, gift_legs
-from server.domain.limits import Limit, Pending, day_of, left_today
+from server.domain.limits import (
+    SPEND_QUARTER_MS,
+    Limit,
+    Pending,
+    day_of,
+    day_start_ms,
+    left_today,
+)
 from server.domain.money import RoomId
 from server.domain.pricing import cost_leaving
 from server.domain.rooms import EventKind, RoomEvent, RoomStatus
@@ -77,25 +84,38 @@ def _limits(conn: sqlite3.Connection, commands: Sequence[Command]) -> dict[int, 
         chunk = senders[start : start + 400]
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
-            "SELECT user_id, daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
-            f" FROM spending_limits WHERE user_id IN ({marks})",
+            f"SELECT user_id, {LIMIT_COLUMNS} FROM spending_limits WHERE user_id IN ({marks})",
             chunk,
         ):
             found[row[0]] = limit_from_row(row[1:])
     return found
 
 
+LIMIT_COLUMNS = (
+    "daily_coins, pending_set, pending_daily_coins, pending_effective_ms, time_zone,"
+    " pending_time_zone"
+)
+
+
 def limit_from_row(row: Sequence[Any]) -> Limit:
-    daily, pending_set, pending_daily, pending_ms = row
-    pending = Pending(pending_daily, pending_ms) if pending_set else None
-    return Limit(daily, pending)
+    """A `Limit` from the columns `LIMIT_COLUMNS` names, in that order."""
+    daily, pending_set, pending_daily, pending_ms, zone, pending_zone = row
+    pending = Pending(pending_daily, pending_ms, pending_zone) if pending_set else None
+    return Limit(daily, pending, zone)
 
 
-def _spent(conn: sqlite3.Connection, user: int, day: int) -> int:
-    row = conn.execute(
-        "SELECT coins FROM daily_spend WHERE user_id = ? AND day = ?", (user, day)
+def _spent(conn: sqlite3.Connection, user: int, day: int, zone: str | None) -> int:
+    """Coins the user gifted on `day` in `zone`, before this batch."""
+    (coins,) = conn.execute(
+        "SELECT coalesce(sum(coins), 0) FROM spend_quarters"
+        " WHERE user_id = ? AND quarter >= ? AND quarter < ?",
+        (
+            user,
+            day_start_ms(day, zone) // SPEND_QUARTER_MS,
+            day_start_ms(day + 1, zone) // SPEND_QUARTER_MS,
+        ),
     ).fetchone()
-    return int(row[0]) if row else 0
+    return int(coins)
 
 
 def _room_command(command: RoomCommand, planner: BatchPlanner) -> tuple[list[RoomEvent], bool]:
@@ -119,8 +139,8 @@ def write_batch(
     limits = _limits(conn, commands)
     costs = bases(conn, (c.sender for c in commands if isinstance(c, GiftCommand)))
     costs_changed: dict[int, int] = {}
-    spent: dict[tuple[int, int], int] = {}  # (user, UTC day) -> coins spent, this batch included
-    spent_in_batch: dict[tuple[int, int], int] = {}
+    spent: dict[tuple[int, int], int] = {}  # (user, day in their zone) -> coins, batch included
+    spent_in_batch: dict[tuple[int, int], int] = {}  # (user, quarter hour) -> coins
     transfers: list[tuple[Any, ...]] = []
     entries: list[list[Any]] = []  # [account, transfer, amount, balance_after]
     host_legs: dict[int, list[tuple[list[Any], int]]] = {}  # account -> (entry, running credit)
@@ -149,18 +169,20 @@ def write_batch(
         if refusal is not None:
             result.outcomes.append(GiftRefused(refusal))
             continue
-        day = day_of(command.at_ms)
-        today = (command.sender, day)
         limit = limits.get(command.sender)
-        if limit is not None:
-            daily = limit.at(command.at_ms).daily_coins
+        in_force = limit.at(command.at_ms) if limit is not None else None
+        zone = in_force.time_zone if in_force is not None else None
+        day = day_of(command.at_ms, zone)
+        today = (command.sender, day)
+        if in_force is not None:
+            daily = in_force.daily_coins
             if today not in spent:
-                spent[today] = _spent(conn, command.sender, day)
+                spent[today] = _spent(conn, command.sender, day, zone)
             left = left_today(daily, spent[today])
             if left is not None and command.coins > left:
                 message = (
                     f"your daily limit is {daily} coins: you can spend {left} more today"
-                    f" (this gift costs {command.coins}; the day turns at 00:00 UTC)"
+                    f" (this gift costs {command.coins}; the day turns at midnight {zone or 'UTC'})"
                 )
                 result.outcomes.append(GiftRefused(Refusal(Code.SPENDING_LIMIT, message)))
                 continue
@@ -182,7 +204,8 @@ def write_batch(
         costs[command.sender] = costs_changed[command.sender] = costs[command.sender] - cost
         if today in spent:
             spent[today] += command.coins
-        spent_in_batch[today] = spent_in_batch.get(today, 0) + command.coins
+        quarter = (command.sender, command.at_ms // SPEND_QUARTER_MS)
+        spent_in_batch[quarter] = spent_in_batch.get(quarter, 0) + command.coins
         if not next_transfer:
             (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
             next_transfer = int(last) + 1
@@ -248,9 +271,9 @@ def write_batch(
         _write_gifts(conn, transfers, entries, host_legs, requests, gifters)
         store_bases(conn, costs_changed)
         conn.executemany(
-            "INSERT INTO daily_spend (user_id, day, coins) VALUES (?, ?, ?)"
-            " ON CONFLICT (user_id, day) DO UPDATE SET coins = coins + excluded.coins",
-            [(user, day, coins) for (user, day), coins in spent_in_batch.items()],
+            "INSERT INTO spend_quarters (user_id, quarter, coins) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id, quarter) DO UPDATE SET coins = coins + excluded.coins",
+            [(user, quarter, coins) for (user, quarter), coins in spent_in_batch.items()],
         )
         add(conn, SystemAccount.COINS_SPENT, spent_total)
         add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)

@@ -31,7 +31,7 @@ from server.domain.limits import DAY_MS, Limit, day_of
 from server.domain.money import TransferId, UserId
 from server.domain.payouts import Payable, PayoutStatus, settle
 from server.storage.base import PayoutRow, Refunded, ResponseMaker, StoredResponse
-from server.storage.sqlite_batch import add, limit_from_row
+from server.storage.sqlite_batch import LIMIT_COLUMNS, add, limit_from_row
 from server.storage.sqlite_costs import add_cost, take_cost
 
 
@@ -165,25 +165,28 @@ def change_limit_tx(
     conn: sqlite3.Connection, user: UserId, change: Callable[[Limit], Limit]
 ) -> Limit:
     row = conn.execute(
-        "SELECT daily_coins, pending_set, pending_daily_coins, pending_effective_ms"
-        " FROM spending_limits WHERE user_id = ?",
+        f"SELECT {LIMIT_COLUMNS} FROM spending_limits WHERE user_id = ?",
         (user,),
     ).fetchone()
     new = change(limit_from_row(row) if row else Limit())
     pending = new.pending
     conn.execute(
         "INSERT INTO spending_limits (user_id, daily_coins, pending_set,"
-        " pending_daily_coins, pending_effective_ms) VALUES (?, ?, ?, ?, ?)"
+        " pending_daily_coins, pending_effective_ms, time_zone, pending_time_zone)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (user_id) DO UPDATE SET daily_coins = excluded.daily_coins,"
         " pending_set = excluded.pending_set,"
         " pending_daily_coins = excluded.pending_daily_coins,"
-        " pending_effective_ms = excluded.pending_effective_ms",
+        " pending_effective_ms = excluded.pending_effective_ms,"
+        " time_zone = excluded.time_zone, pending_time_zone = excluded.pending_time_zone",
         (
             user,
             new.daily_coins,
             int(pending is not None),
             pending.daily_coins if pending else None,
             pending.effective_ms if pending else None,
+            new.time_zone,
+            pending.time_zone if pending else None,
         ),
     )
     return new

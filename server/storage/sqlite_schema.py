@@ -190,4 +190,21 @@ MIGRATIONS: tuple[Step, ...] = (
         CHECK (cost_millicents IS NULL OR cost_millicents >= 0);
     """,
     backfill,
+    # 6: a time zone for spending-limit days (NULL: UTC), in force and pending; spending kept
+    # per quarter hour (replacing daily_spend) so a day can be summed in any zone
+    """
+    ALTER TABLE spending_limits ADD COLUMN time_zone TEXT;
+    ALTER TABLE spending_limits ADD COLUMN pending_time_zone TEXT;
+    CREATE TABLE spend_quarters (
+        user_id INTEGER NOT NULL,
+        quarter INTEGER NOT NULL,
+        coins INTEGER NOT NULL CHECK (coins >= 0),
+        PRIMARY KEY (user_id, quarter)
+    ) WITHOUT ROWID;
+    INSERT INTO spend_quarters (user_id, quarter, coins)
+        SELECT t.user_id, t.at_ms / 900000, -sum(e.amount) FROM transfers t
+        JOIN entries e ON e.transfer_id = t.id AND e.account_id = 2 * t.user_id + 100
+        WHERE t.kind = 'gift' GROUP BY t.user_id, t.at_ms / 900000;
+    DROP TABLE daily_spend;
+    """,
 )

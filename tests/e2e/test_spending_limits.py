@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.e2e.http_helpers import parse_rfc3339_utc
 from tests.support.client import Api, User
 
 FAST = {"gift_rate_per_s": 1000, "gift_burst": 1000}
@@ -122,6 +125,9 @@ async def test_gifts_racing_over_three_sockets_never_pass_the_limit(api: Api) ->
         {"daily_coins": "10"},
         {"daily_coins": True},
         {"daily_coins": 10**12},
+        {"daily_coins": 10, "time_zone": "Mars/Olympus_Mons"},
+        {"daily_coins": 10, "time_zone": "../../etc/passwd"},
+        {"daily_coins": 10, "time_zone": 1},
         [],
         "x",
     ],
@@ -139,3 +145,57 @@ async def test_bad_limits_are_refused_and_change_nothing(api: Api, body: Any) ->
 async def test_limits_need_a_signed_in_caller(api: Api) -> None:
     r = await api.call("PUT", "/api/wallet/limits", json={"daily_coins": 5})
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+def a_zone_on_another_date() -> tuple[str, dt.datetime]:
+    """A time zone whose calendar date differs from UTC's right now, and its local time.
+
+    UTC-12 is a day behind before noon UTC; UTC+14 a day ahead from 10:00 UTC on.
+    """
+    now = dt.datetime.now(dt.UTC)
+    zone = "Etc/GMT+12" if now.hour < 11 else "Etc/GMT-14"  # POSIX names: the sign is inverted
+    return zone, now.astimezone(ZoneInfo(zone))
+
+
+async def test_days_follow_the_users_time_zone_and_what_was_spent_earlier_that_day_counts(
+    api: Api,
+) -> None:
+    viewer, room = await viewer_in_a_room(api)
+    zone, local = a_zone_on_another_date()
+    async with api.room(room, viewer.token) as ws:
+        await ws.recv_type("welcome")
+        assert (await ws.gift("before", "doughnut", 1))["type"] == "gift_ok"  # 30, no limit yet
+        r = await api.call(
+            "PUT",
+            "/api/wallet/limits",
+            viewer.token,
+            json={"daily_coins": 40, "time_zone": zone},
+        )
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        # No limit was in force, so the zone applies at once, and today is the local today.
+        assert (doc["daily_coins"], doc["time_zone"], doc["pending"]) == (40, zone, None)
+        assert (doc["spent_today"], doc["left_today"]) == (30, 10)
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), local.tzinfo)
+        assert parse_rfc3339_utc(doc["day_ends_at"]) == midnight.astimezone(dt.UTC)
+        refused = await ws.gift("over", "doughnut", 1)
+        assert refused["code"] == "spending_limit", refused
+        assert f"midnight {zone}" in refused["message"]
+        assert (await ws.gift("fits", "rose", 10))["type"] == "gift_ok"
+
+    # With a limit in force, moving to another zone would move the day's end: it waits.
+    r = await api.call(
+        "PUT", "/api/wallet/limits", viewer.token, json={"daily_coins": 40, "time_zone": None}
+    )
+    doc = r.json()
+    assert (doc["daily_coins"], doc["time_zone"]) == (40, zone)
+    assert doc["pending"]["time_zone"] == "UTC" and doc["pending"]["daily_coins"] == 40
+    waits = parse_rfc3339_utc(doc["pending"]["effective_at"]) - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=23) < waits <= dt.timedelta(hours=24)
+    # Leaving time_zone out keeps what was asked; asking again does not restart the wait.
+    again = (
+        await api.call("PUT", "/api/wallet/limits", viewer.token, json={"daily_coins": 40})
+    ).json()
+    assert again["pending"] == doc["pending"]
+    got = (await api.call("GET", "/api/wallet/limits", viewer.token)).json()
+    assert (got["time_zone"], got["pending"], got["spent_today"]) == (zone, doc["pending"], 40)

@@ -864,7 +864,7 @@ class LedgerMachine(RuleBasedStateMachine):
             balances, limit, spent, history = await asyncio.gather(
                 self.store.balances(user),
                 self.store.limit(user),
-                self.store.spent_on(user, today),
+                self.store.spent_between(user, today * DAY_MS, (today + 1) * DAY_MS),
                 self.store.transactions(user, HISTORY_MAX, None),
             )
             return Seen(balances, limit, spent, history)

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from server.domain.ledger import audit
-from server.domain.limits import day_of
+from server.domain.limits import DAY_MS, day_of
 from server.domain.money import UserId
 from server.storage import open_store
 from server.storage.sqlite_schema import MIGRATIONS
@@ -69,8 +69,9 @@ async def test_a_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
     try:
         assert await store.balances(UserId(2)) == (35, 0)
         assert await store.balances(UserId(1)) == (0, 30)
-        # Migration 2 backfilled what the viewer spent that day from the journal.
-        assert await store.spent_on(UserId(2), day_of(GIFT_AT_MS)) == 30
+        # Migrations 2 and 6 backfilled what the viewer spent that day from the journal.
+        day = day_of(GIFT_AT_MS)
+        assert await store.spent_between(UserId(2), day * DAY_MS, (day + 1) * DAY_MS) == 30
         # Migration 3 added the refunds account; the ledger still proves itself.
         report = audit(await store.audit_input())
         assert report.balanced, report.violations
