@@ -20,6 +20,7 @@ from server.services.clock import Clock, system_clock
 from server.services.payments import PaymentProvider
 from server.web.http_util import refused
 from server.web.routes import ROUTES
+from server.web.routes_gifts import GIFT_ROUTES
 from server.web.runtime import Runtime
 from server.web.ws import WS_ROUTES
 
@@ -83,6 +84,7 @@ def create_app(
         Route("/", index, methods=["GET"]),
         Route("/overlay", overlay, methods=["GET"]),
         *ROUTES,
+        *GIFT_ROUTES,
         *WS_ROUTES,  # type: ignore[list-item]
     ]
     if CLIENT_DIR.is_dir():
