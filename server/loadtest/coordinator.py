@@ -131,6 +131,8 @@ def _run(r: Run) -> int:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+            if proc.exitcode != 0:
+                r.progress.say(f"giftcast loadtest: {proc.name} exited with {proc.exitcode}")
 
 
 def _drive(r: Run, rooms: list[RoomRun], pipes: list[Connection]) -> int:
@@ -187,7 +189,8 @@ def _collect(r: Run, pipes: list[Connection], kind: str, into: Second) -> list[A
         left = deadline - time.monotonic()
         if left <= 0:
             raise RunFailed(f"workers {sorted(set(range(len(pipes))) - set(got))} sent no {kind!r}")
-        for p in wait_pipes(pipes, left):
+        waiting = [p for i, p in enumerate(pipes) if i not in got]  # a finished one is at EOF
+        for p in wait_pipes(waiting, left):
             assert isinstance(p, Connection)
             try:
                 message = p.recv()

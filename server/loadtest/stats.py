@@ -26,7 +26,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    rank = max(1, math.ceil(round(q * len(ordered) / 100, 9)))  # 99.9% of 1000 is 999
     return ordered[rank - 1]
 
 
@@ -65,7 +65,7 @@ class Histogram:
             raise ValueError("q must be in (0, 100]")
         if self.n == 0:
             return None
-        rank = max(1, math.ceil(q / 100 * self.n))
+        rank = max(1, math.ceil(round(q * self.n / 100, 9)))
         seen = 0
         for index in sorted(self.counts):
             seen += self.counts[index]
