@@ -5,6 +5,7 @@ Modules, one noun each:
     scenario     the knobs (flags, TOML files, their bounds) and the loopback guard  [pure]
     model        Zipf popularity, the gift mix, the client-side rate limiter          [pure]
     stats        latency histograms, percentiles, per-second figures                 [pure]
+    records      acknowledged gifts and sampled streams, as the verifier reads them  [pure]
     http         a small HTTP/1.1 client over asyncio and the calls the run makes
     serverproc   a `giftcast serve` of our own on a temporary database
     clients      one simulated viewer, sender or overlay: a socket and its loop

@@ -27,6 +27,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from server.loadtest.records import StreamRecord
 from server.loadtest.stats import Tick
 
 WS_MAX_SIZE_BYTES = 64 * 1024 * 1024
@@ -34,9 +35,6 @@ OPEN_TIMEOUT_S = 20.0
 RETRY_DELAYS_S = (0.1, 0.3, 1.0, 2.0, 3.0)
 ENDED_CLOSE_CODES = frozenset({4404})
 REFUSED_CLOSE_CODES = frozenset({4401, 4403, 4404, 4429})
-
-# A stream event: (seq, kind, sender id, gift id, count, coins, diamonds); 0/"" when absent.
-StreamEvent = tuple[int, str, int, str, int, int, int]
 
 
 class State(enum.Enum):
@@ -58,18 +56,6 @@ class Shared:
     finishing: asyncio.Event = field(default_factory=asyncio.Event)  # rooms are ending
     open_sockets: int = 0
     connect_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
-
-
-@dataclass(slots=True)
-class StreamRecord:
-    """A sampled client's view of one room, for the verifier."""
-
-    room: int
-    who: str
-    start_seq: int
-    events: list[StreamEvent] = field(default_factory=list)
-    resynced: bool = False
-    ended: bool = False
 
 
 def _at_ms(at: str) -> float:

@@ -34,10 +34,10 @@ from typing import Any
 import orjson
 
 from server.loadtest import report, serverproc, worker
-from server.loadtest.clients import StreamRecord
 from server.loadtest.http import Api, HttpError
 from server.loadtest.model import apportion, gifts_from_catalog, zipf_weights
 from server.loadtest.progress import Progress
+from server.loadtest.records import StreamRecord
 from server.loadtest.scenario import Scenario
 from server.loadtest.stats import COUNTERS, Histogram, Second
 from server.loadtest.verify import (

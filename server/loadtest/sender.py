@@ -24,6 +24,7 @@ import orjson
 from server.loadtest.clients import RoomClient, Shared
 from server.loadtest.http import Api, HttpError
 from server.loadtest.model import GiftMix, Send, TokenBucket
+from server.loadtest.records import Ack
 
 RETRY_CODES = frozenset({"rate_limited", "unavailable"})
 DRAIN_S = 20.0
@@ -35,10 +36,6 @@ class Pending:
     count: int
     coins: int
     sent_at: float  # monotonic, of the latest send of this id
-
-
-# An acknowledged gift: (room, sender, request id, seq, gift id, count, coins, diamonds)
-Ack = tuple[int, int, str, int, str, int, int, int]
 
 
 class Sender(RoomClient):

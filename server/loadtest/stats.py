@@ -121,16 +121,24 @@ class Second:
     delivery_ms: Histogram = field(default_factory=Histogram)
     worker_cpu: dict[int, float] = field(default_factory=dict)  # cores used, per worker
     server_cpu: float | None = None  # cores, when we know the server's pid
+    latest_sockets: dict[int, int] = field(default_factory=dict)
+
+    cpu_wall: dict[int, tuple[float, float]] = field(default_factory=dict)  # worker -> sums
 
     def add(self, tick: Tick) -> None:
-        self.sockets += tick.sockets
+        """Add a worker's tick; a late tick can make two of one worker land in one second:
+        counts add up, the socket level is the latest, CPU is CPU time over wall time."""
+        self.latest_sockets[tick.worker] = tick.sockets
+        self.sockets = sum(self.latest_sockets.values())
         for name in COUNTERS:
             self.counts[name] += getattr(tick, name)
         self.errors.update(tick.errors)
         self.ack_ms.merge(tick.ack_ms)
         self.delivery_ms.merge(tick.delivery_ms)
-        cores = tick.cpu_s / tick.wall_s if tick.wall_s > 0 else 0.0
-        self.worker_cpu[tick.worker] = self.worker_cpu.get(tick.worker, 0.0) + cores
+        cpu, wall = self.cpu_wall.get(tick.worker, (0.0, 0.0))
+        cpu, wall = cpu + tick.cpu_s, wall + tick.wall_s
+        self.cpu_wall[tick.worker] = (cpu, wall)
+        self.worker_cpu[tick.worker] = cpu / wall if wall > 0 else 0.0
 
     def row(self) -> dict[str, object]:
         """This second as a flat row for the reports."""

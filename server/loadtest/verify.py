@@ -23,8 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.loadtest.clients import StreamEvent, StreamRecord
-from server.loadtest.sender import Ack
+from server.loadtest.records import Ack, StreamEvent, StreamRecord
 
 PROBLEMS_SHOWN_MAX = 40
 

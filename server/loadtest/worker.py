@@ -22,11 +22,12 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from server.loadtest.clients import RoomClient, Shared, State, StreamRecord
+from server.loadtest.clients import RoomClient, Shared, State
 from server.loadtest.http import Api, HttpError
 from server.loadtest.model import CatalogGift, GiftMix, Picker, TokenBucket
+from server.loadtest.records import Ack, StreamRecord
 from server.loadtest.scenario import Scenario
-from server.loadtest.sender import Ack, Sender
+from server.loadtest.sender import Sender
 from server.loadtest.stats import Tick
 
 BIRTHDATE = "1990-01-01"  # every simulated person is an adult: under-18s cannot gift

@@ -87,3 +87,13 @@ def test_a_second_sums_every_workers_tick() -> None:
     assert row["t"] == 4 and row["sockets"] == 17 and row["gifts_sent"] == 7
     assert row["errors"] == 3 and row["client_cpu_cores"] == 0.5
     assert s.ack_ms.n == 2 and s.ack_ms.max_ms == 30.0
+
+
+def test_two_ticks_of_one_worker_in_one_second_count_once_for_levels() -> None:
+    s = Second(0)
+    s.add(Tick(0, sockets=10, gifts_sent=3, cpu_s=0.4, wall_s=1.0))
+    s.add(Tick(0, sockets=12, gifts_sent=4, cpu_s=0.2, wall_s=1.0))  # a late one
+    s.add(Tick(1, sockets=5, cpu_s=0.5, wall_s=1.0))
+    assert s.sockets == 12 + 5
+    assert s.counts["gifts_sent"] == 7
+    assert s.worker_cpu == {0: pytest.approx(0.3), 1: pytest.approx(0.5)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.loadtest.clients import StreamRecord
+from server.loadtest.records import StreamRecord
 from server.loadtest.verify import RoomRun, RunRecord, ServerView, check
 
 # Room 7: alice (2) sends 3 roses in a streak, bob (3) a corgi; the streak ends; the room ends.
@@ -29,7 +29,7 @@ EVENTS = [
 
 
 def ledger_item(ack: tuple[Any, ...], transfer: int) -> dict[str, Any]:
-    room, sender, rid, seq, gift, count, coins, diamonds = ack
+    _room, sender, rid, seq, gift, count, coins, diamonds = ack
     return {
         "transfer": transfer,
         "sender": {"id": sender, "name": f"u{sender}"},
