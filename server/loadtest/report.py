@@ -104,6 +104,11 @@ def svg_chart(
             f'<text x="{PAD - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
             f"{tick:g}</text>"
         )
+    for tick in _ticks(x1 - x0):
+        parts.append(
+            f'<text x="{px(x0 + tick):.1f}" y="{CHART_H - PAD + 14}" font-size="10"'
+            f' text-anchor="middle">{x0 + tick:g}</text>'
+        )
     parts.append(
         f'<text x="{CHART_W / 2}" y="{CHART_H - 12}" font-size="11" text-anchor="middle">'
         f"seconds since gifting started; y: {h.escape(unit)}</text>"
