@@ -1,4 +1,5 @@
-"""`giftcast serve [--host H] [--port P] [--db URL] [--broker URL]` (also `python -m server`)."""
+"""`giftcast serve [--host H] [--port P] [--db URL] [--broker URL]` (also `python -m server`),
+and `giftcast loadtest [flags]` (see `giftcast loadtest --help`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def check_catalog(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["loadtest"]:
+        from server.loadtest.main import main as loadtest
+
+        return loadtest(given[1:])
     parser = argparse.ArgumentParser(prog="giftcast", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server in the foreground")
@@ -32,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--broker", help="fan-out URL for several processes (GIFTCAST_BROKER; default: none)"
     )
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "loadtest", help="simulate a platform against a server and verify its ledger"
+    )
+    args = parser.parse_args(given)
     try:
         settings = Settings.from_env(host=args.host, port=args.port, db=args.db, broker=args.broker)
         check_catalog(settings)

@@ -83,6 +83,7 @@ class Settings:
     db_busy_timeout_ms: int = 5000
     idempotency_key_chars_max: int = 64
     transactions_page_max: int = 100
+    room_gifts_page_max: int = 1000  # GET /api/admin/rooms/{id}/gifts
     rooms_list_max: int = 200
     room_title_chars_max: int = 100
     goal_title_chars_max: int = 100

@@ -1,4 +1,5 @@
-"""Statements and earnings: what a user's ledger says, for a spreadsheet or a tax return.
+"""Statements, earnings and a room's gifts: what the ledger says, for a spreadsheet, a tax
+return, or an operator checking a load test.
 
 `statement_csv` lists every ledger entry of the caller in a UTC calendar month, oldest first,
 with running balances of both accounts. `earnings` sums a creator's diamonds from gifts by
@@ -17,12 +18,12 @@ from typing import Any
 from server.config import Settings
 from server.domain.errors import Code, Refusal
 from server.domain.limits import DAY_MS
-from server.domain.money import Rates
+from server.domain.money import Rates, RoomId
 from server.domain.pricing import gift_value
 from server.domain.timefmt import rfc3339, utc_date
 from server.services.clock import Clock
 from server.services.users import Caller
-from server.storage.base import LedgerStore, StatementLine
+from server.storage.base import LedgerStore, RoomGiftRow, StatementLine
 
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -192,3 +193,31 @@ class ReportService:
                 {**live, "cents": cents(live["diamonds"])} for _, live in sorted(by_live.items())
             ],
         }
+
+    async def room_gifts(self, room: RoomId, after: int, limit: int) -> dict[str, Any] | Refusal:
+        """A page of the room's gift transfers past transfer id `after`, oldest first;
+        `next` is the cursor for the following page, None on the last one."""
+        found = await self.store.get_room(room)
+        if found is None:
+            return Refusal(Code.NOT_FOUND, "there is no such room")
+        rows = await self.store.room_gifts(room, found.host, after, limit)
+        return {
+            "room": room,
+            "host": {"id": found.host, "name": found.host_name},
+            "items": [_room_gift(row) for row in rows],
+            "next": rows[-1].transfer if len(rows) == limit else None,
+        }
+
+
+def _room_gift(row: RoomGiftRow) -> dict[str, Any]:
+    return {
+        "transfer": row.transfer,
+        "at": rfc3339(row.at_ms),
+        "sender": {"id": row.sender, "name": row.sender_name},
+        "request_id": row.request_id,
+        "seq": row.seq,
+        "gift_id": row.gift_id,
+        "count": row.count,
+        "coins": row.coins,
+        "diamonds": row.diamonds,
+    }

@@ -128,6 +128,22 @@ class EarningsRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomGiftRow:
+    """One gift transfer into a room, as the ledger holds it (for the operator's checks)."""
+
+    transfer: TransferId
+    at_ms: int
+    sender: UserId
+    sender_name: str
+    request_id: str | None  # None: a gift transfer no request id points at (never expected)
+    seq: int | None
+    gift_id: str
+    count: int
+    coins: int  # debited from the sender's coin account
+    diamonds: int  # credited to the host's diamond account
+
+
+@dataclass(frozen=True, slots=True)
 class PayoutRow:
     id: int
     user: UserId
@@ -323,6 +339,13 @@ class LedgerStore(Protocol):
     async def earnings(
         self, user: UserId, from_ms: int, to_ms: int, limit: int
     ) -> list[EarningsRow]: ...
+
+    async def room_gifts(
+        self, room: RoomId, host: UserId, after: int, limit: int
+    ) -> list[RoomGiftRow]:
+        """The room's gift transfers with id > `after`, oldest first, at most `limit`: read
+        from the host's diamond entries, with each sender's coin entry and request id."""
+        ...
 
     # spending limits
     async def limit(self, user: UserId) -> Limit: ...

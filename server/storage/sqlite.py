@@ -26,7 +26,7 @@ from server.domain.ledger import (
     diamond_account,
 )
 from server.domain.limits import SPEND_QUARTER_MS, Limit
-from server.domain.money import TransferId, UserId
+from server.domain.money import RoomId, TransferId, UserId
 from server.domain.payouts import Payable
 from server.storage import sqlite_reports as reports
 from server.storage.base import (
@@ -38,6 +38,7 @@ from server.storage.base import (
     PayoutRow,
     Refunded,
     ResponseMaker,
+    RoomGiftRow,
     StatementLine,
     StoredResponse,
     StoreUnavailable,
@@ -323,6 +324,11 @@ class SqliteStore(RoomQueries):
         self, user: UserId, from_ms: int, to_ms: int, limit: int
     ) -> list[EarningsRow]:
         return await reports.earnings(self._read, user, from_ms, to_ms, limit)
+
+    async def room_gifts(
+        self, room: RoomId, host: UserId, after: int, limit: int
+    ) -> list[RoomGiftRow]:
+        return await reports.room_gifts(self._read, room, host, after, limit)
 
     async def limit(self, user: UserId) -> Limit:
         rows = await self._read(

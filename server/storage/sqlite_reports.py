@@ -1,4 +1,5 @@
-"""Read-only reports on SQLite: a user's statement for a period, a creator's earnings.
+"""Read-only reports on SQLite: a user's statement for a period, a creator's earnings, a
+room's gift transfers.
 
 Both read through the store's reader connection (WAL: they never see an uncommitted write),
 bounded by a row limit.
@@ -10,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from server.domain.ledger import SystemAccount, coin_account, diamond_account
-from server.domain.money import UserId
-from server.storage.base import EarningsRow, StatementLine
+from server.domain.money import RoomId, TransferId, UserId
+from server.storage.base import EarningsRow, RoomGiftRow, StatementLine
 
 Read = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
@@ -89,3 +90,37 @@ async def earnings(
         (diamond_account(user), from_ms, to_ms, limit),
     )
     return [EarningsRow(r[0], r[1], r[2] or "", r[3] or 0, int(r[4]), int(r[5])) for r in rows]
+
+
+async def room_gifts(
+    read: Read, room: RoomId, host: UserId, after: int, limit: int
+) -> list[RoomGiftRow]:
+    """The room's gift transfers past `after`, by the host's diamond entries (a primary-key
+    range), each with the sender's coin entry and the request id that points at it."""
+    rows = await read(
+        "SELECT t.id, t.at_ms, t.user_id, coalesce(u.name, ''), g.request_id, g.seq,"
+        " t.gift_id, t.count, coalesce(-s.amount, 0), d.amount"
+        " FROM entries d JOIN transfers t ON t.id = d.transfer_id"
+        # 2 * user + 100 is `coin_account(user)`: the sender's leg of the gift
+        " LEFT JOIN entries s ON s.account_id = 2 * t.user_id + 100 AND s.transfer_id = t.id"
+        " LEFT JOIN gift_requests g ON g.sender_id = t.user_id AND g.transfer_id = t.id"
+        " LEFT JOIN users u ON u.id = t.user_id"
+        " WHERE d.account_id = ? AND d.transfer_id > ? AND t.kind = 'gift' AND t.room_id = ?"
+        " ORDER BY d.transfer_id LIMIT ?",
+        (diamond_account(host), after, room, limit),
+    )
+    return [
+        RoomGiftRow(
+            transfer=TransferId(r[0]),
+            at_ms=r[1],
+            sender=UserId(r[2]),
+            sender_name=r[3],
+            request_id=r[4],
+            seq=r[5],
+            gift_id=r[6] or "",
+            count=r[7] or 0,
+            coins=int(r[8]),
+            diamonds=int(r[9]),
+        )
+        for r in rows
+    ]

@@ -409,6 +409,25 @@ async def admin_audit(request: Request) -> Response:
     return json_response(doc)
 
 
+@guarded
+async def admin_room_gifts(request: Request) -> Response:
+    denied = _admin(request)
+    if denied is not None:
+        return denied
+    room = _room(request)
+    if isinstance(room, Response):
+        return room
+    runtime = rt(request)
+    page_max = runtime.settings.room_gifts_page_max
+    limit = _int_param(request, "limit", 1, page_max)
+    after = _int_param(request, "after", 0, 2**62)
+    for value in (limit, after):
+        if isinstance(value, Refusal):
+            return error_response(value)
+    assert not isinstance(limit, Refusal) and not isinstance(after, Refusal)
+    return respond(await runtime.reports.room_gifts(room, after or 0, limit or page_max))
+
+
 ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/api/users", sign_up, methods=["POST"]),
@@ -429,6 +448,7 @@ ROUTES = [
     Route("/api/rooms/{room_id}/overlay_token", rotate_overlay, methods=["POST"]),
     Route("/api/rooms/{room_id}/overlay_token", current_overlay, methods=["GET"]),
     Route("/api/admin/audit", admin_audit, methods=["GET"]),
+    Route("/api/admin/rooms/{room_id}/gifts", admin_room_gifts, methods=["GET"]),
     Route("/api/wallet/statement.csv", statement_csv, methods=["GET"]),
     Route("/api/earnings", earnings, methods=["GET"]),
     Route("/api/payouts", request_payout, methods=["POST"]),

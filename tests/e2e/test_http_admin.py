@@ -11,6 +11,8 @@ import pytest_asyncio
 from tests.e2e.http_helpers import (
     ADULT_BIRTHDATE,
     assert_error,
+    assert_recent,
+    funded_viewer,
     ok_json,
     on_shared_server,
     send_gifts,
@@ -106,3 +108,100 @@ async def test_the_audit_totals_match_what_was_recharged_and_gifted(api: Api) ->
     assert diamond["issued"] == gifted  # diamonds_per_coin is 1
     assert diamond["held_by_users"] == gifted
     assert (await api.me(host))["diamonds"] == gifted
+
+
+# --- GET /api/admin/rooms/{id}/gifts: the ledger's gifts into one room ----------------------
+
+
+async def room_gifts(api: Api, room_id: int, query: str = "") -> dict[str, Any]:
+    return ok_json(await api.call("GET", f"/api/admin/rooms/{room_id}/gifts{query}", ADMIN_TOKEN))
+
+
+async def test_a_rooms_gifts_list_every_ledger_transfer_with_its_request_id(api: Api) -> None:
+    host = await api.signup(unique_name("host"), ADULT_BIRTHDATE)
+    alice = await api.signup(unique_name("alice"), ADULT_BIRTHDATE)
+    bob = await api.signup(unique_name("bob"), ADULT_BIRTHDATE)
+    await api.recharge(alice, "coins_330")
+    await api.recharge(bob, "coins_330")
+    room = await api.go_live(host)
+    sent: list[tuple[int, str, dict[str, Any]]] = []
+    async with api.room(room["id"], alice.token) as ws:
+        assert (await ws.recv())["type"] == "welcome"
+        for request_id, gift_id, count in (("a-1", "rose", 3), ("a-2", "hand_hearts", 1)):
+            answer = await ws.gift(request_id, gift_id, count)
+            assert answer["type"] == "gift_ok", answer
+            sent.append((alice.id, request_id, answer))
+        again = await ws.gift("a-1", "rose", 3)  # a duplicate is no second transfer
+        assert again.get("duplicate") is True, again
+    async with api.room(room["id"], bob.token) as ws:
+        assert (await ws.recv())["type"] == "welcome"
+        answer = await ws.gift("b-1", "doughnut", 2)
+        assert answer["type"] == "gift_ok", answer
+        sent.append((bob.id, "b-1", answer))
+    # The host's next live is another room: its gifts are not this room's.
+    ended = await api.call("POST", f"/api/rooms/{room['id']}/end", host.token)
+    assert ended.status_code == 200, ended.text
+    later = await api.go_live(host)
+    await send_gifts(api, later["id"], bob, [("rose", 1)])
+
+    page = await room_gifts(api, room["id"])
+    assert page["room"] == room["id"] and page["host"] == {"id": host.id, "name": host.name}
+    assert page["next"] is None
+    got = [
+        (g["sender"]["id"], g["request_id"], g["gift_id"], g["count"], g["coins"])
+        for g in page["items"]
+    ]
+    assert got == [
+        (alice.id, "a-1", "rose", 3, 3),
+        (alice.id, "a-2", "hand_hearts", 1, 100),
+        (bob.id, "b-1", "doughnut", 2, 60),
+    ]
+    for item, (_, _, answer) in zip(page["items"], sent, strict=True):
+        assert item["seq"] == answer["seq"]
+        assert item["coins"] == answer["coins_spent"] and item["diamonds"] == answer["diamonds"]
+        assert_recent(item["at"])
+    transfers = [g["transfer"] for g in page["items"]]
+    assert transfers == sorted(transfers) and len(set(transfers)) == 3
+    assert sum(g["diamonds"] for g in page["items"]) == (await api.me(host))["diamonds"] - 1
+
+
+async def test_a_rooms_gifts_come_in_pages_after_a_transfer_id(api: Api) -> None:
+    host = await api.signup(unique_name("host"), ADULT_BIRTHDATE)
+    viewer = await funded_viewer(api)
+    room = await api.go_live(host)
+    await send_gifts(api, room["id"], viewer, [("rose", 1)] * 5)
+    seen: list[int] = []
+    query = "?limit=2"
+    for _ in range(5):
+        page = await room_gifts(api, room["id"], query)
+        seen += [g["seq"] for g in page["items"]]
+        if page["next"] is None:
+            break
+        query = f"?limit=2&after={page['next']}"
+    assert seen == [1, 2, 3, 4, 5]
+
+
+@on_shared_server
+@pytest.mark.parametrize(
+    ("path", "token", "status", "code"),
+    [
+        pytest.param("/api/admin/rooms/1/gifts", None, 401, "unauthorized", id="no-token"),
+        pytest.param("/api/admin/rooms/1/gifts", "wrong", 401, "unauthorized", id="wrong-token"),
+        pytest.param("/api/admin/rooms/999999/gifts", ADMIN_TOKEN, 404, "not_found", id="no-room"),
+        pytest.param("/api/admin/rooms/x/gifts", ADMIN_TOKEN, 404, "not_found", id="bad-room-id"),
+        pytest.param("/api/admin/rooms/1/gifts?limit=0", ADMIN_TOKEN, 400, "invalid", id="limit-0"),
+        pytest.param(
+            "/api/admin/rooms/1/gifts?limit=1001", ADMIN_TOKEN, 400, "invalid", id="limit-past-max"
+        ),
+        pytest.param(
+            "/api/admin/rooms/1/gifts?after=-1", ADMIN_TOKEN, 400, "invalid", id="after-negative"
+        ),
+    ],
+)
+async def test_a_rooms_gifts_refusals(
+    shared_api: Api, path: str, token: str | None, status: int, code: str
+) -> None:
+    host = await shared_api.signup(unique_name("host"), ADULT_BIRTHDATE)
+    room = await shared_api.go_live(host)
+    r = await shared_api.call("GET", path.replace("/1/", f"/{room['id']}/"), token)
+    assert_error(r, status, code)
