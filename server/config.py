@@ -33,7 +33,9 @@ class Settings:
     catalog: str = ""  # empty: the packaged catalog (server/data/catalog.json)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin and localhost
     log_level: str = "info"
-    ws_impl: str = "websockets-sansio"  # uvicorn's WebSocket implementation
+    # uvicorn's WebSocket implementation: "giftcast" (web/ws_protocol.py, leaner per socket) or
+    # one of uvicorn's own ("websockets-sansio", "websockets", "wsproto")
+    ws_impl: str = "giftcast"
 
     # --- tokens ---------------------------------------------------------------------------
     user_token_ttl_s: int = 30 * 24 * 3600

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from server.config import Settings
 from server.web.app import create_app
 from server.web.runtime import Runtime
+from server.web.ws_protocol import GiftcastWSProtocol
 
 log = logging.getLogger("giftcast")
 
@@ -33,7 +34,7 @@ def uvicorn_config(settings: Settings, app: Starlette, **extra: object) -> uvico
         host=settings.host,
         port=settings.port,
         lifespan="on",
-        ws=settings.ws_impl,
+        ws=GiftcastWSProtocol if settings.ws_impl == "giftcast" else settings.ws_impl,
         ws_max_size=settings.ws_frame_bytes_max,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_heartbeat_interval_s,
