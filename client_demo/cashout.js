@@ -188,6 +188,7 @@ async function finish(record) {
   } else if (failure.retriable) {
     error.textContent = `We couldn't confirm your cash out. ${failure.status === 0 ? 'Check your connection and try' : 'Try'} again: you won't be paid out twice.`;
     submit.textContent = 'Try again';
+    if (app.state.view !== 'wallet') app.toast('A cash out is still waiting for confirmation. Open “Cash out” in your wallet to try again.', 'info');
     return;
   } else {
     error.textContent = errorWords(failure, record.diamonds);
