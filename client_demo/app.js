@@ -4,6 +4,10 @@ import {
   reducedMotion, saveJSON, wsBase,
 } from './common.js';
 import { LiveSocket } from './live.js';
+import {
+  hideLimitNotice, loadLimits, refundControl, renderCoinsCost, resumeRefund, showLimitReached, wireMoney,
+} from './money.js';
+import { enterCashout, renderCashout, resumePayout, wireCashout } from './cashout.js';
 
 const TOKEN_KEY = 'giftcast.token';
 const PURCHASE_KEY = 'giftcast.purchase';
@@ -104,6 +108,12 @@ const FRIENDLY = {
   unavailable: 'giftcast is busy right now. Please try again in a moment.',
   network: "Can't reach giftcast. Check your connection and try again.",
   idempotency_conflict: 'That purchase was already made with different details. Please try again.',
+  below_minimum: 'That is less than the smallest cash out.',
+  insufficient_diamonds: "You don't have that many diamonds.",
+  payout_limit: "That would pass today's cash-out maximum. Try again tomorrow.",
+  coins_already_spent: "Some of those coins have been spent, so that purchase can't be refunded.",
+  refund_window_closed: 'That purchase is too old to refund.',
+  already_refunded: 'That purchase was already refunded.',
 };
 
 function friendly(code, message) {
@@ -189,6 +199,7 @@ function applyMe(me) {
   $('#age-banner').hidden = me.adult !== false;
   renderBalance(coinsChanged);
   renderDiamonds();
+  renderCoinsCost(state.me);
 }
 
 function setCoins(coins) {
@@ -216,6 +227,7 @@ function renderDiamonds() {
   $('#wallet-cash').textContent = cash;
   $('#host-diamonds-total').textContent = fmtInt(diamonds);
   $('#host-diamonds-cash').textContent = cash;
+  renderCashout();
 }
 
 function diamondsCash(diamonds) {
@@ -305,6 +317,8 @@ function startApp() {
   $('#topbar').hidden = false;
   route();
   resumePurchase();
+  resumeRefund();
+  resumePayout();
   // Keep the token fresh on a tab left open for days.
   clearInterval(startApp.renew);
   startApp.renew = setInterval(async () => {
@@ -348,6 +362,7 @@ function route() {
   }
   const hash = location.hash || '#/';
   const roomMatch = hash.match(/^#\/room\/(\d{1,18})$/);
+  const walletMatch = hash.match(/^#\/wallet(?:\/(limit|cashout))?$/);
   if (!roomMatch || Number(roomMatch[1]) !== state.room?.id) {
     if (state.room) {
       state.room.leave();
@@ -363,9 +378,9 @@ function route() {
       state.room = new RoomSession(Number(roomMatch[1]));
       state.room.start();
     }
-  } else if (hash === '#/wallet') {
+  } else if (walletMatch) {
     leaveLobby();
-    enterWallet();
+    enterWallet(walletMatch[1] || null);
   } else {
     location.replace('#/');
   }
@@ -586,16 +601,28 @@ async function onGoLive(event) {
 
 let txNext = null;
 let txLoading = false;
+let txAgain = false; // a fresh list was asked for while a page was loading
 
-function enterWallet() {
+/** The wallet; `sub` (`limit`, `cashout`) brings that panel into view and focus. */
+function enterWallet(sub = null) {
   showView('wallet');
   document.title = 'giftcast · wallet';
   refreshMe();
   loadTransactions(true);
+  loadLimits();
+  enterCashout(sub);
+  if (sub) {
+    const panel = $(`#${sub}-panel`);
+    panel.scrollIntoView({ block: 'start' });
+    panel.focus({ preventScroll: true });
+  }
 }
 
 async function loadTransactions(reset) {
-  if (txLoading) return;
+  if (txLoading) {
+    if (reset) txAgain = true;
+    return;
+  }
   txLoading = true;
   const list = $('#wallet-list');
   const more = $('#wallet-more');
@@ -617,6 +644,10 @@ async function loadTransactions(reset) {
     txLoading = false;
     more.disabled = false;
     list.setAttribute('aria-busy', 'false');
+    if (txAgain) {
+      txAgain = false;
+      loadTransactions(true);
+    }
   }
 }
 
@@ -648,7 +679,8 @@ function txItem(t) {
       title = 'Cash out returned';
       break;
     case 'refund':
-      title = 'Refund';
+      title = 'Refunded a purchase';
+      detail = t.price_cents != null ? `${fmtPrice(t.price_cents, t.currency || 'USD')} back to you` : '';
       break;
     default:
       title = t.kind;
@@ -665,7 +697,8 @@ function txItem(t) {
     h('span', { class: `tx-icon ${unit}`, 'aria-hidden': 'true' }),
     h('div', { class: 'tx-main' },
       h('strong', {}, title),
-      h('span', { class: 'muted small' }, [detail, fmtTime(t.at)].filter(Boolean).join(' · '))),
+      h('span', { class: 'muted small' }, [detail, fmtTime(t.at)].filter(Boolean).join(' · ')),
+      refundControl(t)),
     h('span', { class: `tx-amount ${amount > 0 ? 'plus' : 'minus'}` },
       `${sign}${fmtInt(Math.abs(amount))} `, h('span', { class: 'small muted' }, unit)));
 }
@@ -1321,6 +1354,7 @@ class RoomSession {
         const count = sent.count > 1 ? ` ×${sent.count}` : '';
         $('#gift-value').textContent = `${giftName(sent.gift_id)}${count}: ${fmtGiftValue(msg.value, host)}`;
       }
+      hideLimitNotice();
       const had = this.pending.delete(msg.id);
       if (had) this.savePending();
       if (msg.duplicate) refreshMeSoon(300); // its `coins` is the first answer's, not today's
@@ -1359,6 +1393,9 @@ class RoomSession {
         break;
       case 'room_not_live':
         this.showEnded();
+        break;
+      case 'spending_limit':
+        showLimitReached(gift, msg.message);
         break;
       default:
         toast(friendly(msg.code, msg.message), 'error');
@@ -1626,6 +1663,7 @@ function resetRoomView() {
   $('#streak-counter').hidden = true;
   $('#gift-grid').replaceChildren();
   $('#pending-gifts').textContent = '';
+  hideLimitNotice();
   $('#host-panel').hidden = true;
   $('#gift-panel').hidden = false;
   $('#view-room').classList.remove('is-host');
@@ -1639,6 +1677,11 @@ function resetRoomView() {
 // --- wiring ----------------------------------------------------------------------------
 
 function wireStatic() {
+  const services = {
+    api, toast, confirmDialog, friendly, refreshMe, setCoins, state, reloadTransactions: () => loadTransactions(true),
+  };
+  wireMoney(services);
+  wireCashout(services);
   window.addEventListener('hashchange', route);
   $('#signup-form').addEventListener('submit', onSignup);
   $('#go-live-form').addEventListener('submit', onGoLive);

@@ -218,12 +218,21 @@ class WalletService:
         more = len(rows) > limit
         rows = rows[:limit]
         return {
-            "items": [transaction_doc(r, self.rates, self.catalog.currency) for r in rows],
+            "items": [
+                transaction_doc(
+                    r, self.rates, self.catalog.currency, self.settings.refund_window_ms
+                )
+                for r in rows
+            ],
             "next": rows[-1].id if more and rows else None,
         }
 
 
-def transaction_doc(row: TransactionRow, rates: Rates, currency: str) -> dict[str, Any]:
+def transaction_doc(
+    row: TransactionRow, rates: Rates, currency: str, refund_window_ms: int
+) -> dict[str, Any]:
+    """One history item. A recharge says until when it may be refunded (`refundable_until`)
+    and, once refunded, by which transfer (`refunded_by`); a refund names its `refund_of`."""
     doc: dict[str, Any] = {
         "id": row.id,
         "kind": row.kind,
@@ -239,6 +248,11 @@ def transaction_doc(row: TransactionRow, rates: Rates, currency: str) -> dict[st
         doc.update(package_id=row.package_id, price_cents=row.price_cents, currency=row.currency)
         if row.cost_millicents is not None:  # a refund: the cost basis its coins took along
             doc["coins_cost_millicents"] = row.cost_millicents
+        if row.kind == "recharge":
+            doc["refundable_until"] = rfc3339(row.at_ms + refund_window_ms)
+            doc["refunded_by"] = row.refunded_by
+        else:
+            doc["refund_of"] = row.refund_of
     else:
         doc.update(room=row.room, gift_id=row.gift_id, count=row.count)
         if row.counterparty is not None:

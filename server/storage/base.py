@@ -83,6 +83,8 @@ class TransactionRow:
     diamonds_after: int | None
     cost_millicents: int | None = None  # gifts and refunds: what the coins moved had cost
     gift_diamonds: int | None = None  # gifts: the diamonds the host received
+    refund_of: TransferId | None = None  # a refund: the recharge it refunded
+    refunded_by: TransferId | None = None  # a refunded recharge: its refund's transfer
 
 
 @dataclass(frozen=True, slots=True)

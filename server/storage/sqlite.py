@@ -214,7 +214,8 @@ class SqliteStore(RoomQueries):
             " t.count, t.user_id, t.counterparty_id, t.package_id, t.price_cents, t.currency,"
             " e.balance_after, t.cost_millicents, CASE WHEN t.kind = 'gift' THEN"
             " (SELECT -x.amount FROM entries x WHERE x.account_id = ? AND x.transfer_id = t.id)"
-            " END"
+            " END, t.refund_of, CASE WHEN t.kind = 'recharge' THEN"
+            " (SELECT r.transfer_id FROM refunds r WHERE r.recharge_id = t.id) END"
             " FROM entries e JOIN transfers t ON t.id = e.transfer_id"
             " WHERE e.account_id IN (?, ?) AND e.transfer_id < ?"
             " ORDER BY e.transfer_id DESC, e.account_id LIMIT ?",
@@ -254,6 +255,8 @@ class SqliteStore(RoomQueries):
                     diamonds_after=None if is_coin else r[13],
                     cost_millicents=r[14],
                     gift_diamonds=r[15],
+                    refund_of=TransferId(r[16]) if r[16] else None,
+                    refunded_by=TransferId(r[17]) if r[17] else None,
                 )
             )
         return items

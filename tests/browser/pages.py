@@ -81,6 +81,21 @@ async def open_overlay_preview(host: Page) -> Page:
     return overlay
 
 
+async def open_wallet(page: Page) -> None:
+    """The "Wallet" link in the top bar; the history and the daily limit have loaded."""
+    await page.get_by_test_id("nav-wallet").click()
+    await expect(page.get_by_test_id("wallet-list")).to_have_attribute("aria-busy", "false")
+    await expect(page.get_by_test_id("limit-current")).not_to_have_text("…")
+
+
+async def confirm(page: Page) -> None:
+    """Answer the app's confirm dialog with its OK button."""
+    dialog = page.get_by_test_id("confirm-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_test_id("confirm-ok").click()
+    await expect(dialog).to_be_hidden()
+
+
 async def token_of(page: Page) -> str:
     """The bearer token the app keeps for its user, to check the server over HTTP."""
     token = await page.evaluate("() => localStorage.getItem('giftcast.token')")

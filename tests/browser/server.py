@@ -27,3 +27,12 @@ async def ledger(api: Api, token: str) -> list[tuple[str, str | None, int]]:
 async def room_seq(api: Api, room_id: int) -> int:
     seq: int = (await _get(api, f"/api/rooms/{room_id}"))["seq"]
     return seq
+
+
+async def limits(api: Api, token: str) -> dict[str, Any]:
+    return await _get(api, "/api/wallet/limits", token)
+
+
+async def payouts(api: Api, token: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await _get(api, "/api/payouts", token))["items"]
+    return items

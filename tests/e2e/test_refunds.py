@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -154,3 +155,23 @@ async def test_a_refund_racing_a_gift_for_the_same_coins_lets_only_one_through(a
     else:
         assert answer["code"] == "insufficient_coins"
     assert (await api.me(viewer))["coins"] == 0
+
+
+async def test_the_history_links_a_refund_and_its_recharge_and_dates_the_window(
+    api: Api,
+) -> None:
+    viewer = await api.signup()
+    kept = await api.recharge(viewer, "coins_65")
+    bought = await api.recharge(viewer, "coins_330")
+    r = await refund(api, viewer, bought["transaction_id"])
+    assert r.status_code == 200, r.text
+    doc = (await api.call("GET", "/api/wallet/transactions", viewer.token)).json()
+    undo, refunded, still = doc["items"]
+    assert undo["kind"] == "refund" and undo["refund_of"] == bought["transaction_id"]
+    assert refunded["id"] == bought["transaction_id"]
+    assert refunded["refunded_by"] == r.json()["transaction_id"] == undo["id"]
+    assert still["id"] == kept["transaction_id"] and still["refunded_by"] is None
+    for recharge in (refunded, still):
+        at = dt.datetime.fromisoformat(recharge["at"])
+        until = dt.datetime.fromisoformat(recharge["refundable_until"])
+        assert until - at == dt.timedelta(hours=48), recharge
