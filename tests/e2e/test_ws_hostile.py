@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from tests.e2e.ws_helpers import (
+    accepted,
     assert_error,
     assert_gift_ok,
     assert_open,
@@ -156,8 +159,8 @@ async def test_tokens_never_reach_the_log_of_a_real_process(tmp_path: Path) -> N
         async with api.room(s.id, s.overlay_token, overlay=True) as ws:
             await welcome(ws)
         refused = f"{api.ws_base}/ws/rooms/{s.id}?token={alice.token}"
-        with pytest.raises(Exception, match="403"):  # refused by Origin: logged with its path
-            async with connect(refused, origin="https://evil.example"):  # type: ignore[arg-type]
+        with pytest.raises(InvalidStatus):  # refused by Origin: logged with its path
+            async with connect(refused, origin=Origin("https://evil.example")):
                 pass
         assert (await api.call("GET", "/api/me", alice.token)).status_code == 200
         assert (await api.audit())["balanced"]
@@ -168,3 +171,16 @@ async def test_tokens_never_reach_the_log_of_a_real_process(tmp_path: Path) -> N
     assert "token=[redacted]" in log, log  # the lines are there, without their tokens
     for secret in (alice.token, s.overlay_token, ADMIN_TOKEN, alice.token.rsplit(".", 1)[1]):
         assert secret not in log, f"a token reached the log:\n{log}"
+
+
+@with_settings(allowed_origins=("https://app.example", "https://studio.example/"))
+async def test_an_allowlisted_origin_is_accepted_and_any_other_still_refused(api: Api) -> None:
+    s = await stage(api, ["alice"])
+    url = f"{api.ws_base}/ws/rooms/{s.id}?token={s.viewers[0].token}"
+    for origin in ("https://app.example", "https://STUDIO.example"):
+        assert (await accepted(url, origin=origin))["type"] == "welcome"
+    for origin in ("https://app.example.evil", "http://app.example", "https://other.example"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, origin=Origin(origin)):
+                pass
+        assert refused.value.response.status_code == 403
