@@ -25,8 +25,9 @@ from server.services.clock import Clock
 from server.services.users import Caller
 from server.storage.base import LedgerStore, RoomGiftRow, StatementLine
 
-MONTH = re.compile(r"(\d{4})-(\d{2})")
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: `\d` also matches other scripts' digits, which `int()` reads.
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 STATEMENT_ROWS_MAX = 200_000
 EARNINGS_DAYS_MAX = 366
 COLUMNS = (
@@ -145,7 +146,8 @@ class ReportService:
             except ValueError:
                 return Refusal(Code.INVALID, f"{value} is not a real date")
         last_day = days[1] or today
-        first_day = days[0] or last_day - dt.timedelta(days=29)
+        # The default range is the 30 days up to `last_day`, cut at the calendar's first day.
+        first_day = days[0] or dt.date.fromordinal(max(1, last_day.toordinal() - 29))
         if first_day > last_day or (last_day - first_day).days >= EARNINGS_DAYS_MAX:
             return Refusal(
                 Code.INVALID, f"from must not be after to, and at most {EARNINGS_DAYS_MAX} days"

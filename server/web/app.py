@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,7 +19,8 @@ from server.config import Settings
 from server.domain.errors import Code
 from server.services.clock import Clock, system_clock
 from server.services.payments import PaymentProvider
-from server.web.http_util import refused
+from server.web.http_util import JSONBytes, refused
+from server.web.openapi import OPENAPI
 from server.web.routes import ROUTES
 from server.web.routes_gifts import GIFT_ROUTES
 from server.web.runtime import Runtime
@@ -40,6 +42,14 @@ async def index(request: Request) -> Response:
 
 async def overlay(request: Request) -> Response:
     return await _page("overlay.html")
+
+
+OPENAPI_BYTES = orjson.dumps(OPENAPI)
+
+
+async def openapi(request: Request) -> Response:
+    """The HTTP API as OpenAPI 3.1 (`server/web/openapi.py`)."""
+    return JSONBytes(OPENAPI_BYTES)
 
 
 class ClientFiles(StaticFiles):
@@ -83,6 +93,7 @@ def create_app(
     routes: list[Route | Mount] = [
         Route("/", index, methods=["GET"]),
         Route("/overlay", overlay, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *ROUTES,
         *GIFT_ROUTES,
         *WS_ROUTES,  # type: ignore[list-item]

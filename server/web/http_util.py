@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from server.domain.errors import Code, Refusal
@@ -49,7 +49,7 @@ def respond(result: dict[str, Any] | Refusal, status: int = 200) -> Response:
 
 
 async def read_json(request: Request, max_bytes: int) -> Any | Response:
-    """The decoded JSON body, or an error response (413 too large, 400 not JSON)."""
+    """The decoded JSON body, or an error response (413 too large, 400 not JSON or cut off)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -57,10 +57,14 @@ async def read_json(request: Request, max_bytes: int) -> Any | Response:
         if int(declared) > max_bytes:
             return refused(Code.INVALID, f"the body is larger than {max_bytes} bytes", 413)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            return refused(Code.INVALID, f"the body is larger than {max_bytes} bytes", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                return refused(Code.INVALID, f"the body is larger than {max_bytes} bytes", 413)
+    except ClientDisconnect:
+        # The client hung up mid-body: nobody will read this answer, but nothing is an error.
+        return refused(Code.INVALID, "the client closed the connection before the body ended")
     if not body:
         return refused(Code.INVALID, "this call needs a JSON body")
     try:

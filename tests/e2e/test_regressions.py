@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import pytest
 
@@ -155,3 +156,41 @@ async def test_an_ended_live_leaves_nothing_behind_in_the_servers_memory(
             await ws.closed()
         await api.call("GET", f"/api/rooms/{room['id']}")  # reading an ended room keeps nothing
     assert live.runtime.gifts.books.rooms_in_memory() == 0
+
+
+async def test_earnings_up_to_the_first_day_of_the_calendar_is_not_a_500(api: Api) -> None:
+    # The default `from` (30 days before `to`) fell before 0001-01-01: OverflowError, 500.
+    user = await api.signup()
+    r = await api.call("GET", "/api/earnings?to=0001-01-01", user.token)
+    assert r.status_code == 200, r.text
+    assert r.json()["from"] == "0001-01-01" and r.json()["diamonds"] == 0
+
+
+async def test_a_statement_month_in_non_ascii_digits_is_invalid_not_a_500(api: Api) -> None:
+    # `\d` matched Arabic-Indic digits; `int()` read them, and the month went into the
+    # Content-Disposition header, which must be latin-1: UnicodeEncodeError, 500.
+    user = await api.signup()
+    for month in ("٢٠٢٦-١١", "２０２６-１１"):
+        r = await api.call("GET", f"/api/wallet/statement.csv?month={month}", user.token)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "invalid"
+    r = await api.call("GET", "/api/earnings?from=٢٠٢٦-01-01", user.token)
+    assert r.status_code == 400 and "YYYY-MM-DD" in r.json()["error"]["message"], r.text
+
+
+async def test_a_client_that_hangs_up_mid_body_leaves_no_error_in_the_log(
+    api: Api, live: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reading the body raised starlette's ClientDisconnect out of the handler: uvicorn logged
+    # "Exception in ASGI application" with a traceback for every careless client.
+    _, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    writer.write(b'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"na')
+    await writer.drain()
+    await asyncio.sleep(0.1)  # the handler is waiting for the rest of the body
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+    await asyncio.sleep(0.2)
+    assert (await api.call("GET", "/healthz")).status_code == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
