@@ -97,6 +97,10 @@ class GiftService:
         while self._checks:
             await asyncio.gather(*list(self._checks), return_exceptions=True)
 
+    def queued(self) -> int:
+        """Commands waiting for the writer now (bounded by `gift_queue_max` for gifts)."""
+        return len(self._queue)
+
     # --- intake -------------------------------------------------------------------------
 
     def _rate_limit(self, caller: Caller, now_ms: int) -> int:

@@ -21,6 +21,7 @@ from server.services.payments import PaymentProvider
 from server.web.http_util import refused
 from server.web.routes import ROUTES
 from server.web.runtime import Runtime
+from server.web.stats import STATS_ROUTES
 from server.web.ws import WS_ROUTES
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent.parent / "client_demo"
@@ -83,6 +84,7 @@ def create_app(
         Route("/", index, methods=["GET"]),
         Route("/overlay", overlay, methods=["GET"]),
         *ROUTES,
+        *STATS_ROUTES,
         *WS_ROUTES,  # type: ignore[list-item]
     ]
     if CLIENT_DIR.is_dir():
