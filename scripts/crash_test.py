@@ -29,42 +29,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
 import random
-import re
 import shutil
 import signal
 import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-ADMIN_TOKEN = "crash-test-admin"
-LISTENING = re.compile(rb"giftcast listening on http://127\.0\.0\.1:(\d+)")
-PACKAGE_ID, PACKAGE_COINS = "coins_33035", 33035
-ROSE_COINS = 1  # and 1 diamond a coin (the default catalog and rates)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.faultkit import (
+    ADMIN_TOKEN,
+    ANSWER_TIMEOUT_S,
+    PACKAGE_COINS,
+    ROSE_COINS,
+    Client,
+    Server,
+    WriteLockHolder,
+    answer,
+    call,
+    gift_frame,
+    limit_file_size,
+    recharge,
+    room_socket,
+)
+
 GIFTS_PER_ROUND_MAX = 3000  # per client: a bound on each round
-START_TIMEOUT_S = 30.0
-ANSWER_TIMEOUT_S = 20.0
-
-
-@dataclass
-class Client:
-    n: int
-    user_id: int
-    token: str
-    bought: int = 0  # coins of acknowledged recharges
-    acked: dict[str, int] = field(default_factory=dict)  # request id -> seq of its gift_ok
-    pending: list[str] = field(default_factory=list)  # gift ids sent, not answered
-    keys_pending: list[str] = field(default_factory=list)  # recharge keys not answered
-    refused: Counter[str] = field(default_factory=Counter)  # error answers by code
 
 
 @dataclass
@@ -79,93 +77,13 @@ class Figures:
     problems: list[str] = field(default_factory=list)
 
 
-class Server:
-    """`python -m server serve` on the same data directory each time it is started."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.proc: asyncio.subprocess.Process | None = None
-        self.url = ""
-        self.starts = 0
-
-    async def start(self) -> None:
-        self.starts += 1
-        log_path = self.workdir / f"server-{self.starts}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
-        env |= {
-            "GIFTCAST_ADMIN_TOKEN": ADMIN_TOKEN,
-            "GIFTCAST_GIFT_RATE_PER_S": "100000",
-            "GIFTCAST_GIFT_BURST": "100000",
-        }
-        with log_path.open("wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"),
-                cwd=self.workdir,
-                env=env,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        for _ in range(int(START_TIMEOUT_S / 0.05)):
-            found = LISTENING.search(log_path.read_bytes())
-            if found:
-                self.url = f"http://127.0.0.1:{int(found.group(1))}"
-                return
-            if self.proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
-
-    async def signal(self, sig: signal.Signals) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return await asyncio.wait_for(self.proc.wait(), 30)
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-
-    def logs(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
-
-
-async def call(http: httpx.AsyncClient, method: str, path: str, token: str, **kw: Any) -> Any:
-    r = await http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
-    if r.status_code not in (200, 201):
-        raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
-    return r.json()
-
-
-async def recharge(http: httpx.AsyncClient, c: Client, key: str) -> None:
-    doc = await http.post(
-        "/api/wallet/recharge",
-        json={"package_id": PACKAGE_ID},
-        headers={"Authorization": f"Bearer {c.token}", "Idempotency-Key": key},
-    )
-    if doc.status_code != 200:
-        raise RuntimeError(f"recharge {key}: {doc.status_code} {doc.text[:300]}")
-    c.bought += PACKAGE_COINS
-
-
-async def answer(ws: ClientConnection, request_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(ANSWER_TIMEOUT_S):
-        while True:
-            doc = orjson.loads(await ws.recv(decode=False))
-            for d in doc["events"] if doc.get("type") == "batch" else [doc]:
-                if d.get("id") == request_id and d.get("type") in ("gift_ok", "error"):
-                    return dict(d)
-
-
-def room_socket(url: str, room: int, token: str) -> Any:
-    ws_url = url.replace("http://", "ws://") + f"/ws/rooms/{room}?token={token}"
-    return connect(ws_url, compression=None, max_size=2**24, proxy=None, close_timeout=2)
-
-
 async def load(url: str, room: int, c: Client, round_no: int, stop: asyncio.Event) -> int | None:
-    """Send gifts until the server goes away (or the bound); record every answer. Returns the
+    """Send gifts until `stop` (or the server goes away, or the bound); record every answer.
+    A server still running answers what is outstanding, then the client closes. Returns the
     close code the server sent, None when the connection just died."""
     sent: dict[str, None] = {}
+    answered = asyncio.Event()  # set while nothing sent is waiting for its answer
+    answered.set()
     async with room_socket(url, room, c.token) as ws:
         orjson.loads(await ws.recv(decode=False))  # the welcome
 
@@ -174,35 +92,40 @@ async def load(url: str, room: int, c: Client, round_no: int, stop: asyncio.Even
                 if stop.is_set():
                     return
                 request_id = f"c{c.n}-r{round_no}-{i}"
-                gift = {"type": "gift", "id": request_id, "gift_id": "rose", "count": 1}
                 try:
-                    await ws.send(orjson.dumps(gift).decode())
+                    await ws.send(gift_frame(request_id))
                 except ConnectionClosed:
                     return
                 sent[request_id] = None
+                answered.clear()
                 await asyncio.sleep(0.002)
 
-        sender = asyncio.create_task(send_all())
-        try:
-            while True:
-                doc = orjson.loads(await ws.recv(decode=False))
-                for d in doc["events"] if doc.get("type") == "batch" else [doc]:
-                    if d.get("type") == "gift_ok":
-                        c.acked[d["id"]] = d["seq"]
-                        sent.pop(d["id"], None)
-                    elif d.get("type") == "error" and "id" in d:
-                        c.refused[str(d.get("code"))] += 1
-                        sent.pop(d["id"], None)
-        except ConnectionClosed:
-            pass
-        await sender
+        async def receive_all() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    doc = orjson.loads(await ws.recv(decode=False))
+                    for d in doc["events"] if doc.get("type") == "batch" else [doc]:
+                        if d.get("type") == "gift_ok":
+                            c.acked[d["id"]] = d["seq"]
+                            sent.pop(d["id"], None)
+                        elif d.get("type") == "error" and "id" in d:
+                            c.refused[str(d.get("code"))] += 1
+                            sent.pop(d["id"], None)
+                    if not sent:
+                        answered.set()
+
+        receiver = asyncio.create_task(receive_all())
+        await send_all()
+        quiet = asyncio.create_task(answered.wait())
+        await asyncio.wait(
+            {receiver, quiet}, timeout=ANSWER_TIMEOUT_S, return_when="FIRST_COMPLETED"
+        )
+        quiet.cancel()
+        await ws.close()
+        await receiver
     c.pending.extend(sent)
     rcvd = ws.protocol.close_rcvd
     return rcvd.code if rcvd is not None else None
-
-
-def gift_frame(request_id: str) -> str:
-    return orjson.dumps({"type": "gift", "id": request_id, "gift_id": "rose", "count": 1}).decode()
 
 
 async def recharge_during(http: httpx.AsyncClient, c: Client, key: str, delay_s: float) -> None:
@@ -266,13 +189,45 @@ async def set_up(url: str, clients_n: int) -> tuple[int, Client, list[Client]]:
         return int(room["id"]), host, clients
 
 
+class Fault(StrEnum):
+    KILL = "kill"  # SIGKILL, then a restart
+    TERM = "term"  # SIGTERM (a graceful stop), then a restart
+    DISK = "disk"  # the disk is full for a while (RLIMIT_FSIZE 0); no restart
+    LOCK = "lock"  # another process holds the write lock for a while; no restart
+
+
+LOCK_BUSY_TIMEOUT_MS = 100  # the server's wait for the lock in the LOCK rounds
+
+
+async def provoke(fault: Fault, server: Server, hold_s: float) -> int | None:
+    """Make `fault` happen to the running server; the exit status when it stopped."""
+    if fault is Fault.KILL or fault is Fault.TERM:
+        return await server.signal(signal.SIGKILL if fault is Fault.KILL else signal.SIGTERM)
+    assert server.proc is not None
+    if fault is Fault.DISK:
+        limit_file_size(server.proc.pid, 0)
+        try:
+            await asyncio.sleep(hold_s)
+        finally:
+            limit_file_size(server.proc.pid, None)
+    else:
+        holder = await WriteLockHolder.hold(server.db)
+        try:
+            await asyncio.sleep(hold_s)
+        finally:
+            await holder.release()
+    await asyncio.sleep(0.3)  # the service resumes: these gifts must go through
+    return None
+
+
 async def run_rounds(
-    workdir: Path, rounds: int, clients_n: int, seed: int, sig: signal.Signals
+    workdir: Path, rounds: int, clients_n: int, seed: int, fault: Fault
 ) -> Figures:
     """The whole test on a server run from `workdir`; the figures, with any problems found."""
     rng = random.Random(seed)
     f = Figures()
-    server = Server(workdir)
+    env = {"GIFTCAST_DB_BUSY_TIMEOUT_MS": str(LOCK_BUSY_TIMEOUT_MS)} if fault is Fault.LOCK else {}
+    server = Server(workdir, env)
     await server.start()
     try:
         room, host, clients = await set_up(server.url, clients_n)
@@ -289,23 +244,26 @@ async def run_rounds(
                     for c in clients
                 ]
                 await asyncio.sleep(moment_s)
-                code = await server.signal(sig)
+                code = await provoke(fault, server, rng.uniform(0.3, 1.0))
                 stop.set()
                 closes = await asyncio.gather(*loads)
                 await asyncio.gather(*buys)
             committed_before = f.committed_unanswered
-            if sig is signal.SIGTERM:
+            if fault is Fault.TERM:
                 if code != 0:
                     f.problems.append(f"round {r}: exit status {code} after SIGTERM")
                 if any(close != 1001 for close in closes):
                     f.problems.append(f"round {r}: close codes {closes}, expected 1001")
+            if fault in (Fault.DISK, Fault.LOCK) and any(c.pending for c in clients):
+                f.problems.append(f"round {r}: a running server left gifts unanswered")
             fresh = {
                 c.n: {i: s for i, s in c.acked.items() if i not in before[c.n]} for c in clients
             }
-            await server.start()
+            if code is not None:
+                await server.start()
             await settle(server.url, room, clients, fresh, f)
-            if sig is signal.SIGTERM and f.committed_unanswered > committed_before:
-                # A gift committed but not answered before the close frame: the drain missed it.
+            if fault is not Fault.KILL and f.committed_unanswered > committed_before:
+                # Committed, but its answer never reached the client: the drain missed it.
                 f.problems.append(f"round {r}: a gift was committed but never answered")
             f.rounds += 1
         async with httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False) as http:
@@ -317,13 +275,16 @@ async def run_rounds(
         f.refused_unavailable = refused.pop("unavailable", 0)
         if refused:
             f.problems.append(f"refusals other than unavailable: {dict(refused)}")
+        if fault in (Fault.DISK, Fault.LOCK) and not f.refused_unavailable:
+            f.problems.append("the fault was never felt: no gift was answered unavailable")
         f.recharges_acknowledged = sum(c.bought for c in clients) // PACKAGE_COINS
         if await server.signal(signal.SIGTERM) != 0:
             f.problems.append("the last stop did not exit 0")
     finally:
         await server.kill()
-    if "Traceback" in server.logs():
-        f.problems.append("a traceback in the server log")
+    logs = server.logs()
+    if "Traceback" in logs or "CRITICAL" in logs:
+        f.problems.append("a traceback or a critical error in the server log")
     return f
 
 
@@ -332,19 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--signal", choices=["kill", "term"], default="kill")
+    p.add_argument("--fault", choices=[x.value for x in Fault], default="kill")
     p.add_argument("--keep", action="store_true", help="keep the data directory and logs")
     a = p.parse_args(argv)
     if not 1 <= a.rounds <= 1000 or not 1 <= a.clients <= 200:
         p.error("--rounds 1..1000, --clients 1..200")
-    sig = signal.SIGKILL if a.signal == "kill" else signal.SIGTERM
+    fault = Fault(a.fault)
     workdir = Path(tempfile.mkdtemp(prefix="giftcast-crash-"))
     try:
-        f = asyncio.run(run_rounds(workdir, a.rounds, a.clients, a.seed, sig))
+        f = asyncio.run(run_rounds(workdir, a.rounds, a.clients, a.seed, fault))
     except Exception as exc:
         print(f"the crash test could not run: {exc!r} (data in {workdir})", file=sys.stderr)
         return 2
-    print(f"signal: {sig.name}")
+    print(f"fault: {fault.value}")
     print(f"seed: {a.seed}")
     for name, value in vars(f).items():
         if name != "problems":

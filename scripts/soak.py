@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections import Counter
@@ -48,6 +49,7 @@ from scripts.benchkit import (
     Server,
     http_client,
     open_socket,
+    parse_setting,
     raise_nofile_limit,
     start_server,
     stop_server,
@@ -264,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slack-tasks", type=int, default=2)
     p.add_argument("--slack-fds", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--set",
+        type=parse_setting,
+        action="append",
+        metavar="NAME=VALUE",
+        help="a server setting, e.g. accepted_ids_cached_max=10000 (GIFTCAST_NAME=VALUE)",
+    )
     a = p.parse_args(argv)
     problems = []
     if not 1 <= a.duration_s <= DURATION_S_MAX:
@@ -275,7 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         p.error("; ".join(problems))
     raise_nofile_limit()
-    server = start_server(rate_per_user=max(10, int(a.rate * 2)), connections_max=2000)
+    # Stopped from outside (kill PID): stop the server we started, too. SIGINT is often
+    # ignored in a background job, so SIGTERM is the way to end a soak early.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    settings = dict(a.set or [])
+    server = start_server(
+        rate_per_user=max(10, int(a.rate * 2)), connections_max=2000, settings=settings
+    )
     try:
         out, failures = asyncio.run(soak(server, a))
     except BenchError as exc:
@@ -287,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     code = stop_server(server)
     out["server_exit"] = code
+    out["settings"] = settings
     if code != 0:
         failures.append(f"the server exited {code} on SIGTERM")
     for name, value in out.items():

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from scripts.faultkit import WriteLockHolder, write_lock_is_free
 from server.storage.sqlite import path_from_url
 from tests.support.client import Api
-from tests.support.faults import WriteLockHolder, write_lock_is_free
 from tests.support.live import LiveServer
 
 BUSY_MS = 300  # how long the server waits for the lock before answering `unavailable`

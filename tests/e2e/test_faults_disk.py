@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.faultkit import limit_file_size
 from tests.support.client import Api
-from tests.support.faults import limit_file_size
 from tests.support.live import ADMIN_TOKEN
 from tests.support.process import ServerProcess
 
