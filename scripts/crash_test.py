@@ -56,10 +56,13 @@ from scripts.faultkit import (
     WriteLockHolder,
     answer,
     call,
+    fill_disk,
     gift_frame,
     limit_file_size,
+    mount_tmpfs,
     recharge,
     room_socket,
+    unmount,
 )
 
 GIFTS_PER_ROUND_MAX = 3000  # per client: a bound on each round
@@ -194,8 +197,10 @@ class Fault(StrEnum):
     TERM = "term"  # SIGTERM (a graceful stop), then a restart
     DISK = "disk"  # the disk is full for a while (RLIMIT_FSIZE 0); no restart
     LOCK = "lock"  # another process holds the write lock for a while; no restart
+    ENOSPC = "enospc"  # the data directory is a 64 MiB tmpfs, filled for a while (needs root)
 
 
+TMPFS_MIB = 64
 LOCK_BUSY_TIMEOUT_MS = 100  # the server's wait for the lock in the LOCK rounds
 
 
@@ -210,6 +215,12 @@ async def provoke(fault: Fault, server: Server, hold_s: float) -> int | None:
             await asyncio.sleep(hold_s)
         finally:
             limit_file_size(server.proc.pid, None)
+    elif fault is Fault.ENOSPC:
+        filler = fill_disk(server.db.parent)
+        try:
+            await asyncio.sleep(hold_s)
+        finally:
+            filler.unlink()
     else:
         holder = await WriteLockHolder.hold(server.db)
         try:
@@ -228,8 +239,10 @@ async def run_rounds(
     f = Figures()
     env = {"GIFTCAST_DB_BUSY_TIMEOUT_MS": str(LOCK_BUSY_TIMEOUT_MS)} if fault is Fault.LOCK else {}
     server = Server(workdir, env)
-    await server.start()
+    if fault is Fault.ENOSPC:
+        mount_tmpfs(server.db.parent, TMPFS_MIB)
     try:
+        await server.start()
         room, host, clients = await set_up(server.url, clients_n)
         for r in range(rounds):
             before = {c.n: set(c.acked) for c in clients}
@@ -254,7 +267,7 @@ async def run_rounds(
                     f.problems.append(f"round {r}: exit status {code} after SIGTERM")
                 if any(close != 1001 for close in closes):
                     f.problems.append(f"round {r}: close codes {closes}, expected 1001")
-            if fault in (Fault.DISK, Fault.LOCK) and any(c.pending for c in clients):
+            if fault in (Fault.DISK, Fault.LOCK, Fault.ENOSPC) and any(c.pending for c in clients):
                 f.problems.append(f"round {r}: a running server left gifts unanswered")
             fresh = {
                 c.n: {i: s for i, s in c.acked.items() if i not in before[c.n]} for c in clients
@@ -275,13 +288,15 @@ async def run_rounds(
         f.refused_unavailable = refused.pop("unavailable", 0)
         if refused:
             f.problems.append(f"refusals other than unavailable: {dict(refused)}")
-        if fault in (Fault.DISK, Fault.LOCK) and not f.refused_unavailable:
+        if fault in (Fault.DISK, Fault.LOCK, Fault.ENOSPC) and not f.refused_unavailable:
             f.problems.append("the fault was never felt: no gift was answered unavailable")
         f.recharges_acknowledged = sum(c.bought for c in clients) // PACKAGE_COINS
         if await server.signal(signal.SIGTERM) != 0:
             f.problems.append("the last stop did not exit 0")
     finally:
         await server.kill()
+        if fault is Fault.ENOSPC:
+            unmount(server.db.parent)
     logs = server.logs()
     if "Traceback" in logs or "CRITICAL" in logs:
         f.problems.append("a traceback or a critical error in the server log")

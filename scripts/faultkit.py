@@ -10,10 +10,12 @@ from outside (`prlimit`), so every write to its files fails with EFBIG as on a f
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import resource
 import signal
+import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -235,3 +237,35 @@ def limit_file_size(pid: int, size_bytes: int | None) -> None:
     _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
     soft = hard if size_bytes is None else size_bytes
     resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+
+
+# --- a real full disk: a small tmpfs (needs root, so only the script uses it) -------------
+
+
+def mount_tmpfs(path: Path, size_mib: int) -> None:
+    """Mount a tmpfs of `size_mib` at `path`; raises PermissionError without root."""
+    if os.geteuid() != 0:
+        raise PermissionError("mounting a tmpfs needs root; use --fault disk (prlimit) instead")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(path)], check=True
+    )
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], check=False)
+
+
+def fill_disk(directory: Path) -> Path:
+    """Write a filler file until the filesystem answers ENOSPC; the filler's path."""
+    filler = directory / "filler"
+    chunk = b"\0" * 65536
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler

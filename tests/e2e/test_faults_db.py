@@ -141,3 +141,30 @@ async def test_a_viewer_vanishing_right_after_a_gift_gets_one_outcome_on_resend(
     assert (await api.me(viewer))["coins"] == 60
     errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     assert not errors, [r.getMessage() for r in errors]
+
+
+PRUNE_SOON = {"db_busy_timeout_ms": BUSY_MS, "room_events_prune_every": 1}
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{**PRUNE_SOON, "room_update_interval_ms": 500}], indirect=True
+)
+async def test_history_pruning_that_meets_a_held_lock_is_put_off_not_a_dead_task(
+    live: LiveServer, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, viewer = await api.signup(), await api.signup()
+    await api.recharge(viewer, "coins_65")
+    room = await api.go_live(host)
+    async with api.room(room["id"], viewer.token) as ws:
+        await ws.recv_type("welcome")
+        assert (await ws.gift("a"))["type"] == "gift_ok"  # prunes at once (the first update)
+        assert (await ws.gift("b"))["type"] == "gift_ok"  # prunes with the next update, 500 ms on
+        holder = await WriteLockHolder.hold(db_path(live))
+        try:
+            await asyncio.sleep(0.5 + 2 * BUSY_MS / 1000)  # the prune meets the lock and gives up
+        finally:
+            await holder.release()
+        assert (await ws.gift("c"))["type"] == "gift_ok"
+    dead = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not dead, [r.getMessage() for r in dead]
+    assert any("history put off" in r.getMessage() for r in caplog.records)
