@@ -168,3 +168,30 @@ async def test_history_pruning_that_meets_a_held_lock_is_put_off_not_a_dead_task
     dead = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     assert not dead, [r.getMessage() for r in dead]
     assert any("history put off" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"db_busy_timeout_ms": BUSY_MS}], indirect=True)
+async def test_callers_queued_behind_a_held_lock_each_wait_the_timeout_once_not_in_turn(
+    live: LiveServer, api: Api
+) -> None:
+    callers = [await api.signup() for _ in range(10)]
+    holder = await WriteLockHolder.hold(db_path(live))
+    # The lock is held for far longer than one timeout but far shorter than ten in a row:
+    # every caller must have had its `unavailable` before it is released.
+
+    async def release_later() -> None:
+        await asyncio.sleep(7 * BUSY_MS / 1000)
+        await holder.release()
+
+    release = asyncio.create_task(release_later())
+    try:
+        answers = await asyncio.gather(
+            *(recharge(api, c.token, f"queued-{i}") for i, c in enumerate(callers))
+        )
+    finally:
+        await release
+    assert [(status, body.get("error", {}).get("code")) for status, body in answers] == [
+        (503, "unavailable")
+    ] * len(callers), answers
+    for caller in callers:
+        assert (await api.me(caller))["coins"] == 0
