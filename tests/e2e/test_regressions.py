@@ -155,3 +155,22 @@ async def test_an_ended_live_leaves_nothing_behind_in_the_servers_memory(
             await ws.closed()
         await api.call("GET", f"/api/rooms/{room['id']}")  # reading an ended room keeps nothing
     assert live.runtime.gifts.books.rooms_in_memory() == 0
+
+
+async def test_a_drain_with_an_idle_tcp_connection_open_still_waits_for_close_handshakes(
+    live: LiveServer,
+) -> None:
+    # Found by scripts/crash_test.py --fault term: a connection with no request yet has no
+    # scope (uvicorn sets it to None), and the drain died on it with an AttributeError.
+    host = Api(live.url)
+    try:
+        user = await host.signup()
+        room = await host.go_live(user)
+        _, idle = await asyncio.open_connection("127.0.0.1", live.port)
+        async with host.room(room["id"], user.token) as ws:
+            await ws.recv_type("welcome")
+            await live.drain()  # raises what the drain task raised
+            assert await ws.closed() == (1001, "the server is shutting down")
+        idle.close()
+    finally:
+        await host.close()
