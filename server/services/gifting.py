@@ -97,6 +97,10 @@ class GiftService:
         while self._checks:
             await asyncio.gather(*list(self._checks), return_exceptions=True)
 
+    def queued(self) -> int:
+        """Commands waiting for the writer now (bounded by `gift_queue_max` for gifts)."""
+        return len(self._queue)
+
     # --- intake -------------------------------------------------------------------------
 
     def _rate_limit(self, caller: Caller, now_ms: int) -> int:
@@ -310,9 +314,16 @@ class GiftService:
 
     def _room_updates(self) -> None:
         for room in self.books.send_due_updates(self.clock()):
-            keep = self.settings.room_events_kept_min
-            task = asyncio.get_running_loop().create_task(self.store.prune_events(room, keep))
-            task.add_done_callback(_loud)
+            self._track(self._prune(room))
+
+    async def _prune(self, room: RoomId) -> None:
+        """Trim a room's replayable history. Housekeeping: when storage is busy or full it is
+        put off to the room's next update, never a dead task; tracked, so a drain awaits it."""
+        try:
+            await self.store.prune_events(room, self.settings.room_events_kept_min)
+        except StoreError as exc:
+            log.warning("pruning room %d's history put off: %s", room, exc)
+            self.books.prune_put_off(room)
 
 
 def _not_live(command: Command) -> Outcome:

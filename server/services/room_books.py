@@ -170,6 +170,12 @@ class RoomBooks:
                 prune.append(room)
         return prune
 
+    def prune_put_off(self, room: RoomId) -> None:
+        """A prune that failed (storage busy or full) is due again with the room's next update."""
+        if room in self._books:
+            due = max(self._events_since_prune.get(room, 0), self.settings.room_events_prune_every)
+            self._events_since_prune[room] = due
+
     def _forget(self, room: RoomId) -> None:
         """An ended live leaves nothing behind in memory (its history is in the ledger)."""
         for table in self._tables():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,11 +73,19 @@ def path_from_url(url: str) -> Path:
 
 
 class SqliteStore(RoomQueries):
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        busy_timeout_ms: int = 5000,
+    ):
         self.path = path
         self.url_for_logs = f"sqlite:///{path}"
         self._w = writer
         self._r = reader
+        self._busy_timeout_ms = busy_timeout_ms
+        self._w_busy_ms = busy_timeout_ms  # the writer's busy_timeout now (writer thread only)
 
     @classmethod
     async def open(cls, url: str, busy_timeout_ms: int = 5000) -> SqliteStore:
@@ -90,7 +99,7 @@ class SqliteStore(RoomQueries):
         for conn in (writer, reader):
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
-        store = cls(path, writer, reader)
+        store = cls(path, writer, reader, int(busy_timeout_ms))
         await store._tx(_migrate)
         return store
 
@@ -99,10 +108,26 @@ class SqliteStore(RoomQueries):
         await self._w.close()
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` in one `BEGIN IMMEDIATE` transaction on the writer's thread."""
+        """Run `fn` in one `BEGIN IMMEDIATE` transaction on the writer's thread.
+
+        A caller waits at most `busy_timeout_ms` in all, counted from this call: the time
+        spent queued behind other transactions comes off SQLite's own wait for the lock.
+        Without that, while another process held the lock, each queued call waited the full
+        timeout after the one before it (six recharges: answered after 5, 10, ... 30 s)."""
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
 
         def run() -> T:
             conn: sqlite3.Connection = self._w._conn
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise sqlite3.OperationalError(
+                    f"database is locked: waited {self._busy_timeout_ms} ms for the writer"
+                )
+            # Set only when it changes: the common case (not queued long) costs nothing.
+            wait_ms = self._busy_timeout_ms if left_ms > self._busy_timeout_ms - 50 else left_ms
+            if wait_ms != self._w_busy_ms:
+                conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+                self._w_busy_ms = wait_ms
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)

@@ -24,6 +24,7 @@ from server.web.openapi import OPENAPI
 from server.web.routes import ROUTES
 from server.web.routes_gifts import GIFT_ROUTES
 from server.web.runtime import Runtime
+from server.web.stats import STATS_ROUTES
 from server.web.ws import WS_ROUTES
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent.parent / "client_demo"
@@ -96,6 +97,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         *ROUTES,
         *GIFT_ROUTES,
+        *STATS_ROUTES,
         *WS_ROUTES,  # type: ignore[list-item]
     ]
     if CLIENT_DIR.is_dir():

@@ -49,7 +49,10 @@ def respond(result: dict[str, Any] | Refusal, status: int = 200) -> Response:
 
 
 async def read_json(request: Request, max_bytes: int) -> Any | Response:
-    """The decoded JSON body, or an error response (413 too large, 400 not JSON or cut off)."""
+    """The decoded JSON body, or an error response (413 too large, 400 not JSON).
+
+    A client that goes away before its whole body arrived is an expected event, not a server
+    error: nothing was started for it, and the 400 returned here reaches nobody."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -63,8 +66,8 @@ async def read_json(request: Request, max_bytes: int) -> Any | Response:
             if len(body) > max_bytes:
                 return refused(Code.INVALID, f"the body is larger than {max_bytes} bytes", 413)
     except ClientDisconnect:
-        # The client hung up mid-body: nobody will read this answer, but nothing is an error.
-        return refused(Code.INVALID, "the client closed the connection before the body ended")
+        log.info("%s %s: the client went away mid-body", request.method, request.url.path)
+        return refused(Code.INVALID, "the client went away before the body was complete")
     if not body:
         return refused(Code.INVALID, "this call needs a JSON body")
     try:

@@ -512,6 +512,27 @@ PATHS: Doc = {
             ],
         )
     },
+    "/api/admin/stats": {
+        "get": _op(
+            "the server process's memory, descriptors, tasks, sockets and gift queue",
+            (
+                200,
+                _obj(
+                    {
+                        "rss_bytes": _nullable(COUNT),
+                        "open_fds": _nullable(COUNT),
+                        "tasks": COUNT,
+                        "ws_connections": COUNT,
+                        "rooms_open": COUNT,
+                        "gift_queue": COUNT,
+                        "gift_batches": COUNT,
+                    }
+                ),
+            ),
+            (403,),
+            auth="admin",
+        )
+    },
     "/api/admin/audit": {
         "get": _op("the ledger's invariants checked", (200, AUDIT), (403,), auth="admin")
     },

@@ -109,7 +109,8 @@ class GiftcastServer(uvicorn.Server):
             sockets = [
                 c
                 for c in self.server_state.connections
-                if getattr(c, "scope", {}).get("type") == "websocket"
+                # An HTTP connection with no request yet has `scope = None`.
+                if (getattr(c, "scope", None) or {}).get("type") == "websocket"
                 and getattr(c, "transport", None) is not None
                 and not c.transport.is_closing()
             ]

@@ -194,3 +194,22 @@ async def test_a_client_that_hangs_up_mid_body_leaves_no_error_in_the_log(
     assert (await api.call("GET", "/healthz")).status_code == 200
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+async def test_a_drain_with_an_idle_tcp_connection_open_still_waits_for_close_handshakes(
+    live: LiveServer,
+) -> None:
+    # Found by scripts/crash_test.py --fault term: a connection with no request yet has no
+    # scope (uvicorn sets it to None), and the drain died on it with an AttributeError.
+    host = Api(live.url)
+    try:
+        user = await host.signup()
+        room = await host.go_live(user)
+        _, idle = await asyncio.open_connection("127.0.0.1", live.port)
+        async with host.room(room["id"], user.token) as ws:
+            await ws.recv_type("welcome")
+            await live.drain()  # raises what the drain task raised
+            assert await ws.closed() == (1001, "the server is shutting down")
+        idle.close()
+    finally:
+        await host.close()

@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 LISTENING = re.compile(r"giftcast listening on http://([\d.]+):(\d+) \(db: (\S+), broker: (\S+)\)")
 
@@ -18,6 +19,7 @@ class ServerProcess:
         self.log_path = log_path
         self.port = 0
         self.db = ""
+        self._copier: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -28,8 +30,16 @@ class ServerProcess:
 
     @classmethod
     async def start(
-        cls, cwd: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+        cls,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        piped_log: bool = False,
     ) -> ServerProcess:
+        """Start `python -m server serve --port 0` in `cwd` and wait for its listening line.
+
+        `piped_log`: the server writes its log to a pipe that this process copies to the log
+        file, so the log survives faults that stop the server writing to files."""
         log_path = cwd / f"server-{os.getpid()}-{len(list(cwd.glob('server-*.log')))}.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
         full_env.update(env or {})
@@ -44,11 +54,15 @@ class ServerProcess:
             *args,
             cwd=cwd,
             env=full_env,
-            stdout=out,
+            stdout=asyncio.subprocess.PIPE if piped_log else out,
             stderr=asyncio.subprocess.STDOUT,
         )
-        out.close()
         server = cls(proc, log_path)
+        if piped_log:
+            assert proc.stdout is not None
+            server._copier = asyncio.create_task(_copy(proc.stdout, out))
+        else:
+            out.close()
         for _ in range(300):
             found = LISTENING.search(server.log())
             if found:
@@ -62,9 +76,26 @@ class ServerProcess:
 
     async def terminate(self, timeout: float = 20) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.proc.wait(), timeout)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._copied()
+        return code
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+        await self._copied()
+
+    async def _copied(self) -> None:
+        if self._copier is not None:
+            await asyncio.wait_for(self._copier, 10)
+
+
+async def _copy(stream: asyncio.StreamReader, out: BinaryIO) -> None:
+    """Copy the server's piped log to `out`, line by line, until the server closes it."""
+    try:
+        while line := await stream.readline():
+            out.write(line)
+            out.flush()
+    finally:
+        out.close()
