@@ -100,6 +100,8 @@ SENDERS_MAX = 1_000
 DRAIN_S_MAX = 60.0
 LATENCY_VIEWERS_SAMPLED = 200
 WORKERS_READY_TIMEOUT_S = 300.0
+VIEWER_PAUSE_MS = 5.0
+VIEWER_PAUSE_MS_MAX = 50.0
 QUICK = {"viewers": (50,), "rate": 50.0, "duration": 2.0, "warmup": 0.5, "drain": 1.5}
 
 log = logger("bench_peers")
@@ -112,6 +114,7 @@ class Args(BenchArgs):
     rate_per_s: float
     senders: int
     drain_s: float
+    viewer_pause_ms: float
 
 
 def csv_of(kind: type[int] | type[str]) -> Any:
@@ -138,6 +141,12 @@ def parse_args(argv: Sequence[str] | None) -> Args:
     add_window_arguments(p)
     p.add_argument("--drain", type=float, default=5.0, help="seconds viewers listen after (5)")
     p.add_argument("--workers", type=int, default=2, help="viewer processes (default 2)")
+    p.add_argument(
+        "--viewer-pause-ms",
+        type=float,
+        default=VIEWER_PAUSE_MS,
+        help=f"viewer processes rest this long between rounds of reads ({VIEWER_PAUSE_MS:g})",
+    )
     p.add_argument("--quick", action="store_true", help="V=50, 50/s, 2 s each: a smoke run")
     p.add_argument("--json", dest="json_path", type=Path, default=None, help="write figures")
     add_server_arguments(p)
@@ -153,6 +162,7 @@ def parse_args(argv: Sequence[str] | None) -> Args:
         rate_per_s=ns.rate,
         senders=ns.senders,
         drain_s=ns.drain,
+        viewer_pause_ms=ns.viewer_pause_ms,
     )
     exit_on_problems(p, argument_problems(args))
     return args
@@ -173,6 +183,8 @@ def argument_problems(a: Args) -> Iterator[str]:
         yield f"--drain must be 1-{DRAIN_S_MAX:g} s"
     if not 1 <= a.workers <= min([WORKERS_MAX, *a.viewer_counts]):
         yield f"--workers must be 1-{WORKERS_MAX} and at most the smallest --viewers"
+    if not 0 <= a.viewer_pause_ms <= VIEWER_PAUSE_MS_MAX:
+        yield f"--viewer-pause-ms must be 0-{VIEWER_PAUSE_MS_MAX:g}"
     if not 1 <= a.rate_per_user <= RATE_PER_USER_MAX:
         yield f"--rate-per-user must be 1-{RATE_PER_USER_MAX}"
     if a.rate_per_s * (a.warmup_s + a.duration_s) > 1_000_000:
@@ -188,7 +200,14 @@ def viewer_plans(
     stride = max(1, len(paths) // LATENCY_VIEWERS_SAMPLED)
     tagged = [(path, i % stride == 0) for i, path in enumerate(paths)]
     return [
-        ViewerPlan(w, host_port, tuple(tagged[w :: args.workers]), first_seq, welcome_seq)
+        ViewerPlan(
+            w,
+            host_port,
+            tuple(tagged[w :: args.workers]),
+            first_seq,
+            welcome_seq,
+            args.viewer_pause_ms / 1000,
+        )
         for w in range(args.workers)
     ]
 

@@ -31,14 +31,15 @@ from scripts import bench_fanout
 from scripts.benchkit import (
     WS_CONNECT_CONCURRENCY,
     WS_MAX_SIZE_BYTES,
+    BenchError,
     Timeline,
     close_all,
     open_socket,
     report_ready,
 )
-from scripts.wsview import FrameTable, Viewer
+from scripts.wsview import FrameTable, ViewerError, ViewerPool
 
-WELCOME_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 240.0  # every viewer of a worker connected and welcomed
 PEER_ROOM_ID = 1
 PEER_SENDERS = 40  # sender names cycle like giftcast's 40 bench senders
 
@@ -53,6 +54,7 @@ class ViewerPlan:
     viewers: tuple[tuple[str, bool], ...]  # (request path, sampled for latency) per viewer
     first_seq: int  # the seq of the first event
     welcome_seq: int | None  # the seq a welcome must carry (giftcast), None for peers
+    pause_s: float  # between rounds of reads (wsview.ViewerPool)
 
 
 @dataclass(slots=True)
@@ -128,36 +130,34 @@ async def sleep_until(instant: float) -> None:
 
 
 async def viewer_worker(plan: ViewerPlan, conn: Connection) -> ViewerResult:
-    loop = asyncio.get_running_loop()
+    """Runs synchronously (a `ViewerPool`, not asyncio): this process does nothing else."""
     table = FrameTable()
+    pool = ViewerPool(plan.host_port, table, plan.pause_s)
     res = ViewerResult(plan.worker)
-    host, port = plan.host_port.rsplit(":", 1)
-    viewers: list[Viewer] = []
-    sem = asyncio.Semaphore(WS_CONNECT_CONCURRENCY)
-
-    async def join(path: str, sampled: bool) -> None:
-        async with sem:
-            _, viewer = await loop.create_connection(
-                lambda: Viewer(plan.host_port, path, table, sampled), host, int(port)
-            )
-            viewers.append(viewer)
-            async with asyncio.timeout(WELCOME_TIMEOUT_S):
-                welcome = await viewer.welcomed
-        viewer.next_seq = plan.first_seq
-        if plan.welcome_seq is not None and welcome.get("seq") != plan.welcome_seq:
-            res.welcome_mismatches += 1
-
     try:
-        await asyncio.gather(*(join(path, sampled) for path, sampled in plan.viewers))
-        tl = await report_ready(conn, len(viewers))
+        pool.connect(plan.viewers, WS_CONNECT_CONCURRENCY, CONNECT_TIMEOUT_S)
+        for viewer in pool.viewers:
+            viewer.next_seq = plan.first_seq
+            assert viewer.welcome is not None
+            if plan.welcome_seq is not None and viewer.welcome.get("seq") != plan.welcome_seq:
+                res.welcome_mismatches += 1
+        conn.send(("ready", len(pool.viewers)))
+        pool.serve(until=conn.poll, tick=lambda now: None)  # pings answered while others join
+        tl: Timeline = conn.recv()
         table.window_from, table.window_to = tl.measure_from, tl.stop_sending
-        cpu = window_cpu(tl)
-        await sleep_until(tl.end)
-        res.cpu_s = cpu()
+        marks: list[float] = []
+
+        def tick(now: float) -> None:
+            if len(marks) < 2 and now >= (tl.measure_from, tl.stop_sending)[len(marks)]:
+                marks.append(time.process_time())
+
+        pool.serve(until=lambda: time.monotonic() >= tl.end, tick=tick)
+        res.cpu_s = marks[1] - marks[0] if len(marks) == 2 else 0.0
+    except ViewerError as exc:
+        raise BenchError(str(exc)) from None
     finally:
-        for viewer in viewers:
-            viewer.close()
-    for viewer in viewers:
+        pool.close()
+    for viewer in pool.viewers:
         res.next_seqs.append(viewer.next_seq)
         res.gaps.append(viewer.gaps)
         res.repeated += viewer.repeated

@@ -98,6 +98,7 @@ def row_of(
         "events_sent_per_s": len(in_window) / duration,
         "deliveries_offered_per_s": len(in_window) * viewers / duration,
         "events_delivered_per_s": delivered / duration,
+        "deliveries": sum(r.gifts_received for r in seen),  # whole run, every viewer
         "latency_ms_p50": percentile(latencies, 50),
         "latency_ms_p99": percentile(latencies, 99),
         "latency_ms_max": latencies[-1] if latencies else None,

@@ -2,9 +2,10 @@
 
 `websockets`' client costs tens of microseconds a frame and parsing every event costs more:
 with 5,000 viewers receiving hundreds of events a second, that load generator, not the server,
-would be measured. So a viewer here is a bare `asyncio.Protocol` speaking just enough of RFC
-6455 for a receive-only client (handshake, unmasked server frames, fragments, ping -> pong,
-close), and the work per frame is constant, however many events the frame carries:
+would be measured. So a viewer here is a non-blocking socket speaking just enough of RFC 6455
+for a receive-only client (handshake, unmasked server frames, fragments, ping -> pong, close),
+read by a plain epoll loop (`ViewerPool`), and the work per frame is constant, however many
+events the frame carries:
 
 - `FrameTable` (one per worker process) parses each distinct frame once with orjson: the seqs
   of its numbered events and of its gifts. Every viewer of a worker receives the same frames
@@ -23,13 +24,17 @@ event); a frame is one event or a `{"type": "batch", "events": [...]}`. Only 127
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import contextlib
+import errno
 import hashlib
 import math
 import os
+import select
+import socket
 import time
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +45,7 @@ WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HANDSHAKE_BYTES_MAX = 16 * 1024
 FRAME_BYTES_MAX = 64 * 1024 * 1024
 FRAMES_DISTINCT_MAX = 1_000_000  # per worker: a bound on the table's memory
+RECV_BYTES = 256 * 1024
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -101,19 +107,23 @@ class FrameTable:
         return found
 
 
-class Viewer(asyncio.Protocol):
-    """One receive-only WebSocket viewer; `welcomed` resolves with the first message."""
+class Viewer:
+    """One receive-only WebSocket viewer over a non-blocking socket, fed by `ViewerPool`.
 
-    def __init__(self, host_port: str, path: str, table: FrameTable, sampled: bool) -> None:
-        self._request, self._accept = handshake(host_port, path)
+    `welcome` is the first message once it came; `error` says why the viewer failed."""
+
+    def __init__(
+        self, sock: socket.socket, host_port: str, path: str, table: FrameTable, sampled: bool
+    ) -> None:
+        self.sock = sock
+        self.request, self._accept = handshake(host_port, path)
         self._table = table
-        self._transport: asyncio.Transport | None = None
         self._open = False
-        self._closing = False  # we closed it: the end of the run, not the server's doing
         self._buf = b""
         self._fragments: list[bytes] = []
         self._hint = 0
-        self.welcomed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.welcome: dict[str, Any] | None = None
+        self.error = ""
         self.next_seq = 0  # set from the welcome by the caller
         self.gaps = 0  # numbered events skipped over (a later one arrived first)
         self.repeated = 0  # numbered events at or below one already seen
@@ -124,55 +134,34 @@ class Viewer(asyncio.Protocol):
         self.sample_frames = array("l")  # frame index of each gift-carrying frame (sampled only)
         self.sample_times = array("d")  # and its receipt instant
 
-    # --- asyncio.Protocol -------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        transport.write(self._request)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed_with and not self._closing:
-            self.closed_with = "no close frame"
-        self._fail(ViewerError(f"connection lost before the welcome ({exc!r})"))
-
-    def data_received(self, data: bytes) -> None:
+    def feed(self, data: bytes, now: float) -> None:
+        """Bytes read from the socket at `now`; an empty `data` is the end of the stream."""
+        if not data:
+            self.closed_with = self.closed_with or "no close frame"
+            self.error = self.error or "connection closed by the server"
+            return
         try:
             if self._buf:
                 data = self._buf + data
                 self._buf = b""
             if not self._open:
                 data = self._read_handshake(data)
-            self._read_frames(data, time.monotonic())
+            self._read_frames(data, now)
         except ViewerError as exc:
-            self._fail(exc)
+            self.error = str(exc)
             self.closed_with = self.closed_with or f"protocol error: {exc}"[:200]
-            self.abort()
-
-    # --- the end ----------------------------------------------------------------------------
 
     def missing_after(self, last_seq: int) -> int:
         """Numbered events up to `last_seq` this viewer never received."""
         return self.gaps + max(0, last_seq + 1 - self.next_seq)
 
-    def close(self) -> None:
-        """Send a close frame (1000) and close the socket."""
-        self._closing = True
-        if self._transport is not None and not self._transport.is_closing():
-            if self._open:
-                self._transport.write(client_frame(OP_CLOSE, (1000).to_bytes(2, "big")))
-            self._transport.close()
-
-    def abort(self) -> None:
-        self._closing = True
-        if self._transport is not None:
-            self._transport.abort()
+    def send_close(self) -> None:
+        """Send a close frame (1000), if the socket takes it now."""
+        if self._open:
+            with contextlib.suppress(OSError):
+                self.sock.send(client_frame(OP_CLOSE, (1000).to_bytes(2, "big")))
 
     # --- the wire ---------------------------------------------------------------------------
-
-    def _fail(self, exc: Exception) -> None:
-        if not self.welcomed.done():
-            self.welcomed.set_exception(exc)
 
     def _read_handshake(self, data: bytes) -> bytes:
         end = data.find(b"\r\n\r\n")
@@ -228,23 +217,22 @@ class Viewer(asyncio.Protocol):
                         self._fragments.clear()
                         self._on_message(whole, now)
             elif opcode == OP_PING:
-                assert self._transport is not None
-                self._transport.write(client_frame(OP_PONG, payload))
+                with contextlib.suppress(OSError):
+                    self.sock.send(client_frame(OP_PONG, payload))
             elif opcode == OP_CLOSE:
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 self.closed_with = str(code)
-                self._fail(ViewerError(f"closed with {code} before the welcome"))
-                self.close()  # echo the close, as RFC 6455 asks
-                return
+                self.send_close()  # echo the close, as RFC 6455 asks
+                raise ViewerError(f"closed by the server with {code}")
         if pos < size:
             self._buf = data[pos:]
 
     def _on_message(self, raw: bytes, now: float) -> None:
-        if not self.welcomed.done():
+        if self.welcome is None:
             welcome = orjson.loads(raw)
             if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
                 raise ViewerError(f"first message was not a welcome: {raw[:200]!r}")
-            self.welcomed.set_result(welcome)
+            self.welcome = welcome
             return
         table = self._table
         index = table.find(raw, self._hint)
@@ -269,6 +257,101 @@ class Viewer(asyncio.Protocol):
             if self.sampled:
                 self.sample_frames.append(index)
                 self.sample_times.append(now)
+
+
+class ViewerPool:
+    """Many viewers of one server in one process, driven by a plain epoll loop.
+
+    Not asyncio: a viewer only reads, and a loop of `epoll.poll` + `recv` costs a fraction of
+    asyncio's callbacks per read. After each round of reads the pool sleeps `pause_s`, so that
+    each `recv` picks up the frames that arrived meanwhile rather than one at a time; receipt
+    instants are those of the `recv`, at most `pause_s` plus one round late."""
+
+    def __init__(self, host_port: str, table: FrameTable, pause_s: float) -> None:
+        host, port = host_port.rsplit(":", 1)
+        self.address = (host, int(port))
+        self.host_port = host_port
+        self.table = table
+        self.pause_s = pause_s
+        self.viewers: list[Viewer] = []
+        self._epoll = select.epoll()
+        self._by_fd: dict[int, Viewer] = {}
+
+    def connect(
+        self, specs: Sequence[tuple[str, bool]], concurrency: int, timeout_s: float
+    ) -> None:
+        """Open a viewer per (path, sampled), `concurrency` handshakes at a time, and wait for
+        every welcome; a refusal, a close or `timeout_s` raises ViewerError."""
+        todo = list(reversed(specs))
+        waiting: dict[int, Viewer] = {}
+        deadline = time.monotonic() + timeout_s
+        while todo or waiting:
+            while todo and len(waiting) < concurrency:
+                path, sampled = todo.pop()
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                viewer = Viewer(sock, self.host_port, path, self.table, sampled)
+                self.viewers.append(viewer)
+                err = sock.connect_ex(self.address)
+                if err not in (0, errno.EINPROGRESS):
+                    raise ViewerError(f"connect: {os.strerror(err)}")
+                self._by_fd[sock.fileno()] = viewer
+                waiting[sock.fileno()] = viewer
+                self._epoll.register(sock.fileno(), select.EPOLLOUT)
+            if time.monotonic() > deadline:
+                raise ViewerError(
+                    f"{len(waiting) + len(todo)} viewers not welcomed in {timeout_s:g} s"
+                )
+            for fd, mask in self._epoll.poll(0.05):
+                viewer = self._by_fd[fd]
+                if fd in waiting and mask & select.EPOLLOUT:
+                    err = viewer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise ViewerError(f"connect: {os.strerror(err)}")
+                    viewer.sock.send(viewer.request)
+                    self._epoll.modify(fd, select.EPOLLIN)
+                    continue
+                self._read(fd, viewer, time.monotonic())
+                if viewer.error:
+                    raise ViewerError(f"a viewer failed before its welcome: {viewer.error}")
+                if viewer.welcome is not None:
+                    waiting.pop(fd, None)
+
+    def serve(self, until: Callable[[], bool], tick: Callable[[float], None]) -> None:
+        """Read every viewer's frames until `until()`; `tick(now)` runs after each round."""
+        by_fd, poll, pause_s = self._by_fd, self._epoll.poll, self.pause_s
+        while not until():
+            now = time.monotonic()
+            for fd, _ in poll(0.02, len(by_fd) + 1):  # every ready socket, not just 1,023
+                viewer = by_fd.get(fd)
+                if viewer is not None:
+                    self._read(fd, viewer, now)
+            tick(now)
+            if pause_s:
+                time.sleep(pause_s)
+
+    def _read(self, fd: int, viewer: Viewer, now: float) -> None:
+        try:
+            data = viewer.sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            viewer.error = viewer.error or repr(exc)
+            viewer.closed_with = viewer.closed_with or "reset"
+            data = b""
+        viewer.feed(data, now)
+        if not data or viewer.error:
+            self._epoll.unregister(fd)
+            del self._by_fd[fd]
+
+    def close(self) -> None:
+        """Send every open viewer a close frame and close every socket."""
+        for viewer in self.viewers:
+            if viewer.sock.fileno() in self._by_fd:
+                viewer.send_close()
+            viewer.sock.close()
+        self._by_fd.clear()
+        self._epoll.close()
 
 
 def handshake(host_port: str, path: str) -> tuple[bytes, str]:
