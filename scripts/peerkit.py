@@ -110,17 +110,20 @@ def start_peer(name: str) -> PeerServer:
 
 
 def stop_peer(peer: PeerServer) -> str:
-    """SIGTERM, then SIGKILL after 10 s; remove its temp dir. Its log when it did not stop
-    cleanly (an exit status other than 0 or SIGTERM's), else ''."""
+    """SIGTERM, then SIGKILL after 10 s (an overloaded peer may still be working through its
+    backlog); remove its temp dir. Its log if it had exited by itself or failed, else ''."""
     proc, problem = peer.proc, ""
-    if proc.poll() is None:
+    if proc.poll() is not None:
+        problem = f"peer {peer.name} exited by itself with {proc.returncode}:\n"
+        problem += log_tail(peer.tmpdir / "peer.log")
+    else:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if proc.returncode not in (0, -signal.SIGTERM):
+    if not problem and proc.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
         problem = f"peer {peer.name} exited with {proc.returncode}:\n"
         problem += log_tail(peer.tmpdir / "peer.log")
     shutil.rmtree(peer.tmpdir, ignore_errors=True)

@@ -214,11 +214,13 @@ def table_text(rows: list[Row], args: RunShape) -> str:
         + ", ".join(f"{name} {size} bytes" for name, size in sizes.items())
     )
     lagging = [r for r in rows if r.get("source_lag_ms_max") > SOURCE_LAG_S_WARN * 1000]
-    for r in lagging:
+    if lagging:
         lines.append(
-            f"\nnote: {r.server} at {r.viewers}: the source ran up to "
-            f"{r.get('source_lag_ms_max'):.0f} ms behind schedule (the server held it back, or "
-            "the machine was short of CPU)"
+            "\nThe source ran behind schedule (held back by the server, or short of CPU), by up "
+            "to: "
+            + ", ".join(
+                f"{r.server} at {r.viewers:,} {r.get('source_lag_ms_max'):.0f} ms" for r in lagging
+            )
         )
     return "\n".join(lines)
 

@@ -321,8 +321,9 @@ class ViewerPool:
         """Read every viewer's frames until `until()`; `tick(now)` runs after each round."""
         by_fd, poll, pause_s = self._by_fd, self._epoll.poll, self.pause_s
         while not until():
-            now = time.monotonic()
-            for fd, _ in poll(0.02, len(by_fd) + 1):  # every ready socket, not just 1,023
+            ready = poll(0.02, len(by_fd) + 1)  # every ready socket, not just 1,023
+            now = time.monotonic()  # after the wait: the round's frames are here by now
+            for fd, _ in ready:
                 viewer = by_fd.get(fd)
                 if viewer is not None:
                     self._read(fd, viewer, now)
