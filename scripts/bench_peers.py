@@ -140,7 +140,7 @@ def parse_args(argv: Sequence[str] | None) -> Args:
     p.add_argument("--senders", type=int, default=40, help="giftcast's gift senders (40)")
     add_window_arguments(p)
     p.add_argument("--drain", type=float, default=5.0, help="seconds viewers listen after (5)")
-    p.add_argument("--workers", type=int, default=2, help="viewer processes (default 2)")
+    p.add_argument("--workers", type=int, default=4, help="viewer processes (default 4)")
     p.add_argument(
         "--viewer-pause-ms",
         type=float,

@@ -71,6 +71,8 @@ class ViewerResult:
     samples: list[tuple[array[int], array[float]]] = field(default_factory=list)
     sample_gift: bytes = b""  # one gift event as received, to compare sizes
     cpu_s: float = 0.0  # inside the measured window
+    reads_per_round: float = 0.0
+    round_s_max: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,11 @@ async def viewer_worker(plan: ViewerPlan, conn: Connection) -> ViewerResult:
             if len(marks) < 2 and now >= (tl.measure_from, tl.stop_sending)[len(marks)]:
                 marks.append(time.process_time())
 
+        pool.rounds = pool.reads = 0
+        pool.round_s_max = 0.0
         pool.serve(until=lambda: time.monotonic() >= tl.end, tick=tick)
+        res.reads_per_round = pool.reads / max(1, pool.rounds)
+        res.round_s_max = pool.round_s_max
         res.cpu_s = marks[1] - marks[0] if len(marks) == 2 else 0.0
     except ViewerError as exc:
         raise BenchError(str(exc)) from None

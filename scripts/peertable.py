@@ -43,7 +43,9 @@ class Row:
         f = self.figures
         return (
             f"{self.server} at {self.viewers}: {f['events_delivered_per_s']:.0f} events/s, "
-            f"p99 {ms(f['latency_ms_p99'])} ms, missing {f['missing']}"
+            f"p99 {ms(f['latency_ms_p99'])} ms, missing {f['missing']}, load generator: "
+            f"{f['loadgen_cpu_cores']:.2f} cores, rounds of reads up to "
+            f"{f['loadgen_round_ms_max']:.0f} ms"
             + (f", FAILED: {self.failures}" if self.failures else "")
         )
 
@@ -119,6 +121,8 @@ def row_of(
         ),
         "server_peak_rss_mib": peak_rss_mib,
         "loadgen_cpu_cores": loadgen_cpu_s / duration,
+        "loadgen_round_ms_max": max((r.round_s_max for r in seen), default=0.0) * 1000,
+        "loadgen_reads_per_round": max((r.reads_per_round for r in seen), default=0.0),
         "other_cpu_cores": None if others is None else others / duration,
         "event_bytes": max((len(r.sample_gift) for r in seen), default=0),
     }

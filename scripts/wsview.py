@@ -276,6 +276,9 @@ class ViewerPool:
         self.viewers: list[Viewer] = []
         self._epoll = select.epoll()
         self._by_fd: dict[int, Viewer] = {}
+        self.rounds = 0  # rounds of reads that found data, by `serve`
+        self.reads = 0
+        self.round_s_max = 0.0  # the longest: frames wait up to this (plus the pause) unread
 
     def connect(
         self, specs: Sequence[tuple[str, bool]], concurrency: int, timeout_s: float
@@ -327,6 +330,10 @@ class ViewerPool:
                 viewer = by_fd.get(fd)
                 if viewer is not None:
                     self._read(fd, viewer, now)
+            if ready:
+                self.rounds += 1
+                self.reads += len(ready)
+                self.round_s_max = max(self.round_s_max, time.monotonic() - now)
             tick(now)
             if pause_s:
                 time.sleep(pause_s)
