@@ -280,6 +280,16 @@ def peak_rss_mib(pid: int | None) -> float | None:
     return None
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores spent on anything but idle and I/O wait, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU of all the process's threads, from /proc/PID/stat."""
     if pid is None:
@@ -591,6 +601,7 @@ class RunOutcome(Generic[R]):
     results: list[R]
     timeline: Timeline
     server_cpu_s: float | None
+    machine_cpu_s: float | None = None  # every process's, all cores, in the measured window
 
 
 def run_workers(
@@ -625,9 +636,9 @@ def run_workers(
             conn.send(tl)
         log(f"running: {args.warmup_s:g} s warm-up, {args.duration_s:g} s measured")
         sleep_until(tl.measure_from)
-        cpu_from = cpu_seconds(server_pid)
+        cpu_from, busy_from = cpu_seconds(server_pid), machine_busy_seconds()
         sleep_until(tl.stop_sending)
-        cpu_to = cpu_seconds(server_pid)
+        cpu_to, busy_to = cpu_seconds(server_pid), machine_busy_seconds()
         results: list[R] = collect(conns, "result", after_s + 60)
     finally:
         for proc in procs:
@@ -636,7 +647,8 @@ def run_workers(
                 proc.kill()
                 proc.join()
     cpu = None if cpu_from is None or cpu_to is None else cpu_to - cpu_from
-    return RunOutcome(results, tl, cpu)
+    busy = None if busy_from is None or busy_to is None else busy_to - busy_from
+    return RunOutcome(results, tl, cpu, busy)
 
 
 # --- figures and the report ---------------------------------------------------------------
