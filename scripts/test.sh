@@ -20,6 +20,12 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "!! Install Debian's chromium package (/usr/bin/chromium) as root, then run this again." >&2
   fi
 fi
+# The peer benchmark's test runs a Node `ws` server (scripts/peers/node_ws); its package is pinned
+# by package-lock.json. Without node and npm that test fails with a clear message, never skips.
+if [ ! -d scripts/peers/node_ws/node_modules ] && command -v npm >/dev/null 2>&1; then
+  echo "== npm ci (scripts/peers/node_ws)"
+  npm ci --prefix scripts/peers/node_ws --no-audit --no-fund --loglevel=error
+fi
 echo "== ruff check";          .venv/bin/ruff check server tests scripts
 echo "== ruff format --check"; .venv/bin/ruff format --check server tests scripts
 echo "== mypy --strict";       .venv/bin/mypy --strict server tests scripts
