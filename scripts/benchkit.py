@@ -27,7 +27,6 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from server.loadtest.serverproc import spawn_listening, stop_process
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -221,22 +222,19 @@ def start_server(
     env |= {f"GIFTCAST_{name.upper()}": value for name, value in (settings or {}).items()}
     cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--db", f"sqlite:///{tmpdir}/bench.db"]
-    log_path = tmpdir / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+    proc, found = spawn_listening(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        log_path=tmpdir / "server.log",
+        listening=LISTENING_RE,
+        timeout_s=SERVER_LISTEN_TIMEOUT_S,
+    )
     server = Server("", admin_token, proc.pid, proc, tmpdir)
-    deadline = time.monotonic() + SERVER_LISTEN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        match = LISTENING_RE.search(log_path.read_bytes())
-        if match:
-            server.base_url = f"http://127.0.0.1:{int(match.group(2))}"
-            return server
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    tail = log_tail(log_path)
+    if found:
+        server.base_url = f"http://127.0.0.1:{int(found.group(2))}"
+        return server
+    tail = log_tail(tmpdir / "server.log")
     stop_server(server)
     raise BenchError(f"server did not report 'giftcast listening on ...' in time:\n{tail}")
 
@@ -252,15 +250,7 @@ def stop_server(server: Server) -> int | None:
     """SIGTERM, then SIGKILL after 15 s; remove the temp dir. The exit code, None if killed."""
     code: int | None = None
     if server.proc is not None:
-        if server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGTERM)
-            try:
-                code = server.proc.wait(SERVER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
-                server.proc.wait()
-        else:
-            code = server.proc.returncode
+        code = stop_process(server.proc, SERVER_STOP_TIMEOUT_S)
         if code != 0 and server.tmpdir is not None:
             print(f"--- server log tail ---\n{log_tail(server.tmpdir / 'server.log')}")
     if server.tmpdir is not None:

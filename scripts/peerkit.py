@@ -18,11 +18,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.benchkit import REPO_ROOT, BenchError, log_tail
+from server.loadtest.serverproc import spawn_listening, stop_process
 
 PEERS_DIR = REPO_ROOT / "scripts" / "peers"
 NODE_DIR = PEERS_DIR / "node_ws"
@@ -90,20 +90,18 @@ def start_peer(name: str) -> PeerServer:
     tmpdir = Path(tempfile.mkdtemp(prefix=f"giftcast-peer-{name}-"))
     log_path = tmpdir / "peer.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+    proc, match = spawn_listening(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        log_path=log_path,
+        listening=LISTENING_RE,
+        timeout_s=LISTEN_TIMEOUT_S,
+    )
     peer = PeerServer(name, proc, tmpdir)
-    deadline = time.monotonic() + LISTEN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        match = LISTENING_RE.search(log_path.read_bytes())
-        if match:
-            peer.host_port = f"127.0.0.1:{int(match.group(1))}"
-            return peer
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
+    if match:
+        peer.host_port = f"127.0.0.1:{int(match.group(1))}"
+        return peer
     tail = log_tail(log_path)
     stop_peer(peer)
     raise BenchError(f"peer {name} did not report 'peer listening on ...' in time:\n{tail}")
@@ -117,12 +115,7 @@ def stop_peer(peer: PeerServer) -> str:
         problem = f"peer {peer.name} exited by itself with {proc.returncode}:\n"
         problem += log_tail(peer.tmpdir / "peer.log")
     else:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, STOP_TIMEOUT_S)
     if not problem and proc.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
         problem = f"peer {peer.name} exited with {proc.returncode}:\n"
         problem += log_tail(peer.tmpdir / "peer.log")

@@ -1,6 +1,10 @@
 """A `giftcast serve` of the run's own: a child process on a free loopback port and a
 temporary SQLite database, with a random admin token, stopped with SIGTERM at the end.
 
+`spawn_listening` and `stop_process` are the generic halves (start a server process, wait for
+the line its log prints once it listens; SIGTERM, then SIGKILL), also used by the benchmarks
+under scripts/.
+
 The server gets the default settings (the contract's rate limit included) except the cap on
 sockets per client address, raised to the run's `--clients` cap: every simulated viewer
 comes from 127.0.0.1. Its CPU time is read from /proc for the reports.
@@ -49,18 +53,50 @@ class OwnServer:
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after a while; the exit status (None: killed). Removes the
         temporary directory."""
-        code: int | None = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            code = self.proc.returncode
+        code = stop_process(self.proc, STOP_TIMEOUT_S)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         return code
+
+
+def spawn_listening(
+    cmd: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    listening: re.Pattern[bytes],
+    timeout_s: float,
+) -> tuple[subprocess.Popen[bytes], re.Match[bytes] | None]:
+    """Start `cmd` with its output in `log_path`; wait until the log matches `listening`.
+
+    The match, or None when the process exited or `timeout_s` passed first (the process may
+    then still run: stop it)."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = listening.search(log_path.read_bytes())
+        if found:
+            return proc, found
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    return proc, None
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    """SIGTERM, then SIGKILL after `timeout_s`; the exit status (None: it had to be killed)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def start(connections_per_ip_max: int) -> OwnServer:
@@ -74,21 +110,18 @@ def start(connections_per_ip_max: int) -> OwnServer:
     }
     cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--db", f"sqlite:///{tmpdir}/loadtest.db"]
-    log_path = tmpdir / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=tmpdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+    proc, found = spawn_listening(
+        cmd,
+        cwd=tmpdir,
+        env=env,
+        log_path=tmpdir / "server.log",
+        listening=LISTENING,
+        timeout_s=LISTEN_TIMEOUT_S,
+    )
     server = OwnServer("", token, proc, tmpdir)
-    deadline = time.monotonic() + LISTEN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        found = LISTENING.search(log_path.read_bytes())
-        if found:
-            server.base_url = f"http://127.0.0.1:{int(found.group(2))}"
-            return server
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
+    if found:
+        server.base_url = f"http://127.0.0.1:{int(found.group(2))}"
+        return server
     tail = server.log_tail()
     server.stop()
     raise ServerStartError(f"the server did not start listening in time:\n{tail}")
