@@ -79,7 +79,7 @@ async def test_a_dropped_connection_mid_streak_loses_and_doubles_no_gift_and_a_r
     await all_sent(viewer)
 
     # OBS reloads the overlay mid-stream while the viewer keeps tapping.
-    await obs.reload()
+    await watch.reload(obs, having=max(a["seq"] for a in link.answers))
     await tap_gift(viewer, "rose", 2)
     await all_sent(viewer)
     await expect(combo).to_have_attribute("data-count", "8")
@@ -94,8 +94,7 @@ async def test_a_dropped_connection_mid_streak_loses_and_doubles_no_gift_and_a_r
     await expect(alert).to_have_attribute("data-seq", str(first))
     await expect(streak).to_have_class(re.compile(r"\bdone\b"))
     await expect(streak).to_have_attribute("data-total", "8")
-    await watch.until(lambda: second in watch.received(), "the second Money Gun at the overlay")
-    await obs.reload()
+    await watch.reload(obs, having=second)
     await expect(alert).to_have_attribute("data-seq", str(second))
     await expect(alert.get_by_test_id("alert-sender")).to_have_text("frank_fan")
 
