@@ -236,6 +236,7 @@ CATALOG = _obj(
         "diamonds_per_coin": ID,
         "cents_per_100_diamonds": COUNT,
         "payout_minimum_diamonds": COUNT,
+        "streak_window_ms": COUNT,
     }
 )
 EARNINGS = _obj(
