@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import expect
@@ -43,7 +44,13 @@ async def test_a_dropped_connection_mid_streak_loses_and_doubles_no_gift_and_a_r
     room_id = room["id"]
 
     # The host's OBS overlay, in its own browser; the test sees every frame it receives.
-    obs = await (await new_context(1280, 720)).new_page()
+    # Its clock stands still: an alert or a finished streak line stays on screen until the
+    # test has looked at it, however slow the machine (how long they stay is the overlay's
+    # choice, not what this test is about). Frames still arrive and are shown at once.
+    obs_browser = await new_context(1280, 720)
+    await obs_browser.clock.install()
+    await obs_browser.clock.pause_at(datetime.now(UTC) + timedelta(seconds=1))
+    obs = await obs_browser.new_page()
     watch = OverlayWatch()
     await watch.attach(obs)
     await obs.goto(f"/overlay?room={room_id}&token={room['overlay_token']}")
