@@ -12,7 +12,13 @@ import { enterCashout, renderCashout, resumePayout, wireCashout } from './cashou
 const TOKEN_KEY = 'giftcast.token';
 const PURCHASE_KEY = 'giftcast.purchase';
 const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
-const STREAK_WINDOW_MS = 3000;
+const STREAK_WINDOW_MS = 3000; // the contract's; the catalog's `streak_window_ms` is the server's
+
+/** How long after a send the next one still extends its streak, as this server counts it. */
+function streakWindowMs() {
+  const ms = state.catalog?.streak_window_ms;
+  return Number.isSafeInteger(ms) && ms >= 0 ? ms : STREAK_WINDOW_MS;
+}
 const QUIET_REPLAY_OVER = 12; // a catch-up longer than this is listed, not animated
 
 const state = {
@@ -1411,7 +1417,7 @@ class RoomSession {
       return;
     }
     const c = this.combo;
-    if (c && !c.done && c.gift.id === gift.id && now - c.last < STREAK_WINDOW_MS) c.count += 1;
+    if (c && !c.done && c.gift.id === gift.id && now - c.last < streakWindowMs()) c.count += 1;
     else this.combo = { gift, count: 1, streakId: null, done: false };
     this.combo.last = now;
     this.renderCombo();
@@ -1467,7 +1473,7 @@ class RoomSession {
       fill.classList.add('run');
     }
     clearTimeout(this.comboHide);
-    this.comboHide = this.later(() => this.hideCombo(), STREAK_WINDOW_MS + 2500);
+    this.comboHide = this.later(() => this.hideCombo(), streakWindowMs() + 2500);
   }
 
   hideCombo() {

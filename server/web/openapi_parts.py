@@ -229,6 +229,7 @@ CATALOG = obj(
         "diamonds_per_coin": ID,
         "cents_per_100_diamonds": COUNT,
         "payout_minimum_diamonds": COUNT,
+        "streak_window_ms": COUNT,
     }
 )
 EARNINGS = obj(

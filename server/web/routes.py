@@ -122,6 +122,7 @@ async def catalog(request: Request) -> Response:
             "diamonds_per_coin": s.diamonds_per_coin,
             "cents_per_100_diamonds": s.cents_per_100_diamonds,
             "payout_minimum_diamonds": s.payout_minimum_diamonds,
+            "streak_window_ms": s.streak_window_ms,
         }
     )
 

@@ -3,7 +3,8 @@
 - `RoomLink` routes a page's room WebSocket through the test, like a network path we control:
   it can lose the server's frames on the way, cut the connection, and refuse new ones.
 - `OverlayWatch` records every room event an overlay page received (one list per socket: a
-  reload or a reconnect opens a new one) and every alert it put on screen.
+  reload or a reconnect opens a new one) and every alert it put on screen. Reload the page
+  with `OverlayWatch.reload`, never `page.reload()`: see there why.
 
 Neither changes a frame: what passes is exactly what the page and the server sent.
 """
@@ -155,3 +156,15 @@ class OverlayWatch(Changes):
 
     def received(self) -> set[int]:
         return {seq for _, seqs in self.sockets for seq in seqs}
+
+    async def reload(self, page: Page, having: int) -> None:
+        """Reload the overlay once the watch has seen every event up to seq `having`.
+
+        The watch hears of frames through the browser's DevTools events, and a frame that the
+        old document receives in its last moments before a reload may never be reported (seen
+        with Chromium 156: the page got the event and saved its seq, no `framereceived` came,
+        and the reloaded page rightly resumed after it). The watch would then miss an event the
+        overlay did get. So reload only once the events already due are recorded.
+        """
+        await self.until(lambda: having in self.received(), f"seq {having} at the overlay")
+        await page.reload()

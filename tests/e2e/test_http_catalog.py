@@ -59,6 +59,10 @@ async def test_the_default_money_rates(catalog: dict[str, Any], rate: str, value
     assert catalog[rate] == value and is_int(catalog[rate])
 
 
+async def test_the_default_streak_window_is_the_contracts_3_s(catalog: dict[str, Any]) -> None:
+    assert catalog["streak_window_ms"] == 3000 and is_int(catalog["streak_window_ms"])
+
+
 async def test_every_amount_in_the_catalog_is_an_integer(catalog: dict[str, Any]) -> None:
     assert_no_floats(catalog)
 

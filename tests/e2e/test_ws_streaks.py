@@ -168,3 +168,10 @@ async def test_ending_the_room_ends_open_streaks_before_room_ended(api: Api) -> 
             assert_streak_end(events[3], alice, "rose", streak_id=1, total=3)
             assert_streak_end(events[4], bob, "doughnut", streak_id=2, total=2)
             assert code == 1000
+
+
+async def test_the_catalog_states_the_streak_window_this_server_uses(api: Api) -> None:
+    """Clients counting a combo before the server answers need the server's window, not 3 s."""
+    r = await api.call("GET", "/api/catalog")
+    assert r.status_code == 200, r.text
+    assert r.json()["streak_window_ms"] == 400
