@@ -374,6 +374,8 @@ class Hub:
         count = len(channel.viewers)
         if count == channel.last_viewers or self.rooms.get(channel.room) is not channel:
             return
+        if channel.ending:
+            return  # nothing follows `room_ended` (its sockets may take frames until closed)
         channel.last_viewers = count
         channel.viewers_due = asyncio.get_running_loop().time() + self.update_s
         channel.pending.append(dumps({"type": "viewers", "count": count}))
