@@ -33,8 +33,8 @@ class Settings:
     catalog: str = ""  # empty: the packaged catalog (server/data/catalog.json)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin and localhost
     log_level: str = "info"
-    # uvicorn's WebSocket implementation: "giftcast" (web/ws_protocol.py, leaner per socket) or
-    # one of uvicorn's own ("websockets-sansio", "websockets", "wsproto")
+    # uvicorn's WebSocket implementation: only "giftcast" (web/ws_protocol.py). The hub writes
+    # through its `giftcast.socket` extension, which uvicorn's own implementations lack.
     ws_impl: str = "giftcast"
 
     # --- tokens ---------------------------------------------------------------------------
@@ -139,6 +139,11 @@ class Settings:
                 raise ConfigError(f"{f.name} must not be negative, got {value}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")
+        if self.ws_impl != "giftcast":
+            raise ConfigError(
+                f"ws_impl must be 'giftcast' (got {self.ws_impl!r}): the room hub writes through"
+                " its giftcast.socket extension, which uvicorn's own implementations lack"
+            )
         if self.ws_frame_bytes_max < 256:
             raise ConfigError("ws_frame_bytes_max must be at least 256")
         if self.gift_rate_per_s < 1 or self.gift_burst < 1:

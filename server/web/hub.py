@@ -1,32 +1,32 @@
 """The room hub: which sockets are in which room, and getting frames to them.
 
-Each socket (`Conn`) has a bounded outbox and one writer task; nothing else ever writes to
-it. A room's events are coalesced for up to `fanout_flush_ms` (the first event after a quiet
-spell goes out at once), encoded once as one frame (a `batch` when there are several), and
-the same `str` is appended to every outbox of the room without waiting. A socket whose outbox
-is full is closed with 1013 at once; it resumes with `since`. One slow or dead viewer never
-delays anyone else.
+Each socket (`Conn`) is written synchronously through the `giftcast.socket` extension
+(`direct_socket.py`): a frame goes straight into the transport when it is writable, and into
+the socket's bounded outbox only while the transport is paused for writing; the outbox drains,
+in order, when the transport resumes. No task, future or ASGI call per frame. A room's events
+are coalesced for up to `fanout_flush_ms` (the first event after a quiet spell goes out at
+once), encoded and framed once (a `batch` when there are several), and the same bytes are
+written to every socket of the room. A socket whose outbox is full is closed with 1013 at
+once; it resumes with `since`. One slow or dead viewer never delays anyone else.
 
 Connection states: JOINING (welcome and replay go first; live frames are held) -> LIVE ->
-CLOSING (writer drains, then closes with the chosen code) -> CLOSED.
+CLOSING (the outbox drains, then the close frame goes with the chosen code) -> CLOSED.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter, deque
 from enum import StrEnum
 from typing import TypeVar
-
-from starlette.websockets import WebSocket
 
 from server.config import Settings
 from server.domain.money import RoomId, UserId
 from server.protocol.messages import dumps, encode_batch
 from server.pubsub.base import Broker
 from server.services.room_books import Published
+from server.web.direct_socket import DirectSocket, text_frame
 
 log = logging.getLogger("giftcast.hub")
 K = TypeVar("K")
@@ -51,8 +51,14 @@ class ConnState(StrEnum):
 
 
 class Conn:
+    """One socket's frames, in order, each one framed (`text_frame`) before it gets here.
+
+    Frames are written at once while the transport takes them; while it is paused they wait
+    in `outbox` (at most `outbox_max`, past that the socket is closed with 1013) and go out
+    when it resumes. Nothing else writes to the socket once it has a `Conn`."""
+
     __slots__ = (
-        "_waiter",
+        "_closed_waiter",
         "aborted",
         "client_ip",
         "close_code",
@@ -63,14 +69,14 @@ class Conn:
         "outbox_max",
         "overlay_version",
         "room",
+        "sock",
         "state",
         "user",
-        "ws",
     )
 
     def __init__(
         self,
-        ws: WebSocket,
+        sock: DirectSocket,
         room: RoomId,
         kind: ConnKind,
         user: UserId | None,
@@ -78,65 +84,81 @@ class Conn:
         outbox_max: int,
         overlay_version: int = 0,
     ) -> None:
-        self.ws = ws
+        self.sock = sock
         self.room = room
         self.kind = kind
         self.user = user
         self.client_ip = client_ip
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[bytes] = deque()
         self.outbox_max = outbox_max
-        self.held: list[str] | None = []
+        self.held: list[bytes] | None = []
         self.state = ConnState.JOINING
         self.close_code = CLOSE_NORMAL
         self.close_reason = ""
         self.overlay_version = overlay_version
-        self._waiter: asyncio.Future[None] | None = None
         self.aborted = False
+        self._closed_waiter: asyncio.Future[None] | None = None
+        sock.on_writable(self._drain)
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _write(self, frame: bytes) -> None:
+        if self.outbox or not self.sock.write_frame(frame):
+            self.outbox.append(frame)
 
-    def send_first(self, text: str) -> None:
-        """Welcome and replay: straight into the outbox, ahead of held live frames."""
-        self.outbox.append(text)
-        self._wake()
+    def send_first(self, frame: bytes) -> None:
+        """Welcome and replay: ahead of the live frames held while JOINING."""
+        if self.state is not ConnState.CLOSED and not self.aborted:
+            self._write(frame)
 
-    def push(self, text: str) -> None:
-        # A socket closing after a drain still takes frames (late gift answers) until its
-        # writer has sent the close frame; an aborted socket takes nothing more.
+    def push_text(self, text: bytes) -> None:
+        """A message for this socket alone (a gift answer, a pong): framed here."""
+        self.push(text_frame(text))
+
+    def push(self, frame: bytes) -> None:
+        # A socket closing after a drain still takes frames (late gift answers) until the
+        # close frame is sent; an aborted socket takes nothing more.
         if self.state is ConnState.CLOSED or self.aborted:
             return
         if self.held is not None:
-            self.held.append(text)
+            self.held.append(frame)
             if len(self.held) > self.outbox_max:
                 self.abort(CLOSE_TRY_AGAIN_LATER, "too far behind; reconnect with since")
             return
-        if len(self.outbox) >= self.outbox_max:
-            self.abort(CLOSE_TRY_AGAIN_LATER, "too far behind; reconnect with since")
-            return
-        self.outbox.append(text)
-        self._wake()
+        if self.outbox:
+            if len(self.outbox) >= self.outbox_max:
+                self.abort(CLOSE_TRY_AGAIN_LATER, "too far behind; reconnect with since")
+                return
+            self.outbox.append(frame)
+        elif not self.sock.write_frame(frame):
+            self.outbox.append(frame)
 
     def go_live(self) -> None:
         if self.held is not None:
             held, self.held = self.held, None
             if self.state is ConnState.JOINING:
                 self.state = ConnState.LIVE
-            for text in held:
-                self.push(text)
+            for frame in held:
+                self.push(frame)
 
     def close_after_drain(self, code: int, reason: str = "") -> None:
+        """Close with `code` once every frame queued so far is written.
+
+        The close frame goes at the end of this turn of the event loop, not now, so answers
+        and events pushed in the same turn (a live ending with gifts in flight) still go out
+        ahead of it."""
         if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
             return
         self.go_live()
+        if self.aborted:
+            return  # going live overflowed the outbox: closed with 1013
         self.state = ConnState.CLOSING
         self.close_code, self.close_reason = code, reason
-        self._wake()
+        asyncio.get_running_loop().call_soon(self._drain)
 
     def abort(self, code: int, reason: str) -> None:
-        """Close now, dropping whatever is queued (a slow consumer, a revoked token)."""
+        """Close, dropping whatever is queued (a slow consumer, a revoked token).
+
+        The close frame goes as soon as the transport takes frames again (at once unless it
+        is paused); until then the socket stays in its room, taking nothing."""
         if self.state is ConnState.CLOSED:
             return
         self.outbox.clear()
@@ -144,29 +166,40 @@ class Conn:
         self.aborted = True
         self.state = ConnState.CLOSING
         self.close_code, self.close_reason = code, reason
-        self._wake()
+        self._drain()
 
-    async def run_writer(self) -> None:
-        """The only code that writes to this socket."""
-        send = self.ws.send
-        outbox = self.outbox
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                if outbox:
-                    await send({"type": "websocket.send", "text": outbox.popleft()})
-                    continue
-                if self.state is ConnState.CLOSING:
-                    break
-                self._waiter = loop.create_future()
-                await self._waiter
-                self._waiter = None
-            with contextlib.suppress(Exception):
-                await self.ws.close(self.close_code, self.close_reason)
-        except Exception:
-            pass  # the peer went away; the reader sees the disconnect and cleans up
-        finally:
-            self.state = ConnState.CLOSED
+    def _drain(self) -> None:
+        """The transport resumed (or was lost, or a close is due): write what waits, in order,
+        then the close frame if one is due."""
+        if self.state is ConnState.CLOSED:
+            return
+        sock, outbox = self.sock, self.outbox
+        if sock.gone:
+            outbox.clear()
+            self._finish()
+            return
+        while outbox:
+            if not sock.write_frame(outbox[0]):
+                return  # paused again; the next resume carries on
+            outbox.popleft()
+        if self.state is ConnState.CLOSING and sock.can_write:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.sock.close_now(self.close_code, self.close_reason)  # False: already gone
+        self.state = ConnState.CLOSED
+        self.sock.on_writable(None)
+        waiter = self._closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Until the close frame is written (or the peer is gone)."""
+        if self.state is ConnState.CLOSED:
+            return
+        if self._closed_waiter is None:
+            self._closed_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed_waiter)
 
 
 class RoomChannel:
@@ -256,10 +289,9 @@ class Hub:
             limit = self.settings.batch_events_per_frame_max
             for start in range(0, len(pending), limit):
                 chunk = pending[start : start + limit]
-                frame = chunk[0] if len(chunk) == 1 else encode_batch(chunk)
-                text = frame.decode()
+                frame = text_frame(chunk[0] if len(chunk) == 1 else encode_batch(chunk))
                 for conn in channel.conns:
-                    conn.push(text)
+                    conn.push(frame)
                 self.frames_sent += len(channel.conns)
         if channel.ending:
             for conn in list(channel.conns):
@@ -342,6 +374,8 @@ class Hub:
         count = len(channel.viewers)
         if count == channel.last_viewers or self.rooms.get(channel.room) is not channel:
             return
+        if channel.ending:
+            return  # nothing follows `room_ended` (its sockets may take frames until closed)
         channel.last_viewers = count
         channel.viewers_due = asyncio.get_running_loop().time() + self.update_s
         channel.pending.append(dumps({"type": "viewers", "count": count}))

@@ -34,7 +34,7 @@ def uvicorn_config(settings: Settings, app: Starlette, **extra: object) -> uvico
         host=settings.host,
         port=settings.port,
         lifespan="on",
-        ws=GiftcastWSProtocol if settings.ws_impl == "giftcast" else settings.ws_impl,
+        ws=GiftcastWSProtocol,  # Settings.validate accepts no other ws_impl
         ws_max_size=settings.ws_frame_bytes_max,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_heartbeat_interval_s,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -52,7 +52,6 @@ class Runtime:
     reports: ReportService
     clock: Clock
     stopping: bool = False
-    writers: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def start(
@@ -97,11 +96,13 @@ class Runtime:
         self.stopping = True
         await self.gifts.drain_and_stop()
         conns = self.hub.close_all(CLOSE_GOING_AWAY, "the server is shutting down")
-        writers = [w for w in self.writers if not w.done()]
-        if writers:
-            _, late = await asyncio.wait(writers, timeout=self.settings.close_grace_ms / 1000)
-            for task in late:
-                task.cancel()
+        closing = [asyncio.ensure_future(c.wait_closed()) for c in conns]
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=self.settings.close_grace_ms / 1000)
+            for waiter in late:
+                waiter.cancel()
+            for conn in conns:  # still paused after the grace: close now, dropping the rest
+                conn.abort(CLOSE_GOING_AWAY, "the server is shutting down")
         log.info("drained: %d sockets closed with 1001", len(conns))
 
     async def close(self) -> None:

@@ -4,14 +4,14 @@ Handshake order: Origin (a foreign one is refused with HTTP 403 before accept), 
 and check, in this order, the token (4401), the room (4404), `since` (4400) and the caps
 (4429), closing with that code before anything else is sent. Then the welcome, the replay
 of every event after `since` (or `resync`), then live events. One reader loop per socket;
-answers and room events share the socket's outbox and its single writer.
+answers and room events are written through the socket's `Conn` (hub.py), nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from starlette.routing import WebSocketRoute
@@ -36,6 +36,7 @@ from server.protocol.messages import (
 from server.services.gifting import GiftAnswer, Reply
 from server.services.users import Caller
 from server.storage.base import GiftAccepted, RoomRow, StoreError
+from server.web.direct_socket import SCOPE_KEY, DirectSocket, text_frame
 from server.web.hub import Conn, ConnKind
 from server.web.runtime import Runtime
 
@@ -49,6 +50,8 @@ CLOSE_TOO_MANY = 4429
 CLOSE_UNAVAILABLE = 1013
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 GIFTS_IN_FLIGHT_MAX = 64  # per socket; past this the reader waits for answers
+PONG_FRAME = text_frame(PONG)
+RESYNC_FRAME = text_frame(RESYNC)
 
 
 def origin_allowed(ws: WebSocket, allowed: tuple[str, ...]) -> bool:
@@ -87,12 +90,13 @@ def _since(ws: WebSocket) -> int | str | None:
     return int(raw)
 
 
-def answer_frame(request_id: str, answer: GiftAnswer, runtime: Runtime) -> str:
+def answer_frame(request_id: str, answer: GiftAnswer, runtime: Runtime) -> bytes:
+    """The answer to one gift request, framed for its socket alone."""
     if isinstance(answer, Refusal):
         extra: dict[str, Any] = {}
         if answer.retry_after_ms is not None:
             extra["retry_after_ms"] = answer.retry_after_ms
-        return encode_error(answer.code, answer.message, request_id, **extra).decode()
+        return text_frame(encode_error(answer.code, answer.message, request_id, **extra))
     assert isinstance(answer, GiftAccepted)
     doc: dict[str, Any] = {
         "type": "gift_ok",
@@ -107,7 +111,7 @@ def answer_frame(request_id: str, answer: GiftAnswer, runtime: Runtime) -> str:
     }
     if answer.duplicate:
         doc["duplicate"] = True
-    return dumps(doc).decode()
+    return text_frame(dumps(doc))
 
 
 async def room_socket(ws: WebSocket) -> None:
@@ -127,6 +131,11 @@ async def _serve(ws: WebSocket, overlay: bool) -> None:
     settings = runtime.settings
     if not origin_allowed(ws, settings.allowed_origins):
         await ws.close()  # before accept: the handshake is refused with HTTP 403
+        return
+    if SCOPE_KEY not in ws.scope.get("extensions", {}):
+        # Not served by `giftcast serve` (uvicorn with GiftcastWSProtocol): no way to write.
+        log.error("WebSocket refused: the server does not provide %s", SCOPE_KEY)
+        await ws.close()
         return
     await ws.accept()
     if runtime.stopping:
@@ -196,26 +205,22 @@ async def _admitted(
         return
 
     user = caller.id if caller is not None else None
-    conn = Conn(
-        ws, room.id, kind, user, _client_ip(ws), runtime.settings.outbox_frames_max, overlay_version
-    )
+    sock = cast(DirectSocket, ws.scope["extensions"][SCOPE_KEY])
+    outbox_max = runtime.settings.outbox_frames_max
+    conn = Conn(sock, room.id, kind, user, _client_ip(ws), outbox_max, overlay_version)
     seq = await runtime.hub.join(conn, runtime.gifts.books.published_seq(room.id))
-    writer = asyncio.create_task(conn.run_writer(), name=f"ws-writer-{room.id}")
-    runtime.writers.add(writer)
-    writer.add_done_callback(runtime.writers.discard)
     try:
-        conn.send_first(_welcome(runtime, room, caller, coins, seq))
+        conn.send_first(text_frame(_welcome(runtime, room, caller, coins, seq)))
         if since is not None:
             await _replay(runtime, conn, room.id, since, seq)
         conn.go_live()
         await _read_loop(runtime, ws, conn, caller)
     finally:
         await runtime.hub.leave(conn)
-        if not writer.done():
-            conn.close_after_drain(1000)
+        conn.close_after_drain(1000)
 
 
-def _welcome(runtime: Runtime, room: RoomRow, caller: Any, coins: int | None, seq: int) -> str:
+def _welcome(runtime: Runtime, room: RoomRow, caller: Any, coins: int | None, seq: int) -> bytes:
     doc: dict[str, Any] = {
         "type": "welcome",
         "room": {
@@ -234,13 +239,13 @@ def _welcome(runtime: Runtime, room: RoomRow, caller: Any, coins: int | None, se
     doc["goal"] = (
         {"title": goal[0], "coins": goal[1], "progress": goal[2]} if goal is not None else None
     )
-    return dumps(doc).decode()
+    return dumps(doc)
 
 
 async def _replay(runtime: Runtime, conn: Conn, room: RoomId, since: int, upto: int) -> None:
     """Every event numbered (since, upto], in frames of at most N events, or `resync`."""
     if since > upto:
-        conn.send_first(RESYNC.decode())  # the client knows of events we never numbered
+        conn.send_first(RESYNC_FRAME)  # the client knows of events we never numbered
         return
     per_frame = runtime.settings.replay_events_per_frame_max
     cursor = since
@@ -248,12 +253,12 @@ async def _replay(runtime: Runtime, conn: Conn, room: RoomId, since: int, upto: 
         try:
             frames = await runtime.store.events_after(room, cursor, min(per_frame, upto - cursor))
         except StoreError:
-            conn.send_first(RESYNC.decode())
+            conn.send_first(RESYNC_FRAME)
             return
         if frames is None or not frames:
-            conn.send_first(RESYNC.decode())
+            conn.send_first(RESYNC_FRAME)
             return
-        conn.send_first((frames[0] if len(frames) == 1 else encode_batch(frames)).decode())
+        conn.send_first(text_frame(frames[0] if len(frames) == 1 else encode_batch(frames)))
         cursor += len(frames)
 
 
@@ -295,9 +300,9 @@ async def _read_loop(runtime: Runtime, ws: WebSocket, conn: Conn, caller: Caller
             data = message.get("bytes") or b""
         decoded = decode_client(data, frame_max)
         if isinstance(decoded, Ping):
-            conn.push(PONG.decode())
+            conn.push(PONG_FRAME)
         elif isinstance(decoded, Invalid):
-            conn.push(encode_error(Code.INVALID, decoded.message, decoded.id).decode())
+            conn.push_text(encode_error(Code.INVALID, decoded.message, decoded.id))
         elif isinstance(decoded, GiftRequest):
             if caller is None:
                 refusal = Refusal(Code.FORBIDDEN, "an overlay cannot send gifts")

@@ -11,17 +11,26 @@ for a typical ASGI app. Same wire behaviour as uvicorn's `websockets-sansio` imp
   message (which cost two `epoll_ctl` calls per message received). The app still sets the
   pace: it takes messages when it is ready, and a full inbox stops the reading.
 
+And one addition: the protocol is the `giftcast.socket` scope extension (`direct_socket.py`),
+so the app writes frames and closes synchronously instead of through a task and an ASGI
+`send` per frame (which was most of the event loop's time in the fan-out benchmark).
+
 Pinned to the uvicorn series in pyproject.toml; the whole test suite runs over it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import InvalidState
+from websockets.http11 import Request
+
+from server.web.direct_socket import SCOPE_KEY, text_frame
 
 INBOX_MESSAGES_MAX = 16  # received messages the app has not taken yet; then reading pauses
 
@@ -98,6 +107,68 @@ class GiftcastWSProtocol(WebSocketsSansIOProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Gate()  # type: ignore[assignment]
+        self._on_writable: Callable[[], None] | None = None
+
+    # --- the `giftcast.socket` extension (server/web/direct_socket.py) -------------------
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # None: the upgrade request was refused before any app ran
+            scope["extensions"][SCOPE_KEY] = self
+
+    @property
+    def gone(self) -> bool:
+        return self.close_sent or self.disconnected or self.transport.is_closing()
+
+    @property
+    def can_write(self) -> bool:
+        return self.handshake_complete and self.writable.is_set() and not self.gone
+
+    def write_frame(self, frame: bytes) -> bool:
+        if not self.can_write:
+            return False
+        self.transport.write(frame)
+        return True
+
+    def write_text(self, text: str) -> bool:
+        return self.write_frame(text_frame(text.encode()))
+
+    def close_now(self, code: int, reason: str) -> bool:
+        """What the parent's `websocket.close` branch of `send` does, without awaiting."""
+        if not self.handshake_complete or self.gone:
+            return False
+        try:
+            self.conn.send_close(code, reason)
+        except InvalidState:
+            return False  # the peer's close already arrived
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+        return True
+
+    def on_writable(self, callback: Callable[[], None] | None) -> None:
+        self._on_writable = callback
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._on_writable is not None:
+            self._on_writable()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(SCOPE_KEY, None)  # no cycle left through the scope
+        callback, self._on_writable = self._on_writable, None
+        if callback is not None:
+            callback()
+
+    # --- receiving ------------------------------------------------------------------------
 
     def send_receive_event_to_app(self) -> None:
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
