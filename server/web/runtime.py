@@ -24,7 +24,8 @@ from server.services.users import UserService, load_secret
 from server.services.wallet import WalletService
 from server.storage import open_store
 from server.storage.base import LedgerStore
-from server.web.hub import CLOSE_GOING_AWAY, Hub
+from server.web.conn import CLOSE_GOING_AWAY
+from server.web.hub import Hub
 
 log = logging.getLogger("giftcast")
 

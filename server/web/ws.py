@@ -36,8 +36,8 @@ from server.protocol.messages import (
 from server.services.gifting import GiftAnswer, Reply
 from server.services.users import Caller
 from server.storage.base import GiftAccepted, RoomRow, StoreError
+from server.web.conn import Conn, ConnKind
 from server.web.direct_socket import SCOPE_KEY, DirectSocket, text_frame
-from server.web.hub import Conn, ConnKind
 from server.web.runtime import Runtime
 
 log = logging.getLogger("giftcast.ws")

@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.web.hub import Conn
+from server.web.conn import Conn
 from server.web.ws_protocol import GiftcastWSProtocol
 from tests.e2e.http_helpers import eventually
 from tests.e2e.ws_helpers import Doc, Stage, room_url, stage, welcome, with_settings
