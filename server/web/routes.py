@@ -158,42 +158,12 @@ async def recharge(request: Request) -> Response:
 
 @guarded
 async def refund(request: Request) -> Response:
-    runtime = rt(request)
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
-    key = check_idempotency_key(
-        request.headers.get("idempotency-key"), runtime.settings.idempotency_key_chars_max
-    )
-    if isinstance(key, Refusal):
-        return error_response(key)
-    body = await read_json(request, runtime.settings.http_body_bytes_max)
-    if isinstance(body, Response):
-        return body
-    result = await runtime.wallet.refund(caller, key, body, request.url.path)
-    if isinstance(result, Refusal):
-        return error_response(result)
-    return JSONBytes(result.body, status_code=result.status)
+    return await _money_call(request, lambda rt_, *args: rt_.wallet.refund(*args))
 
 
 @guarded
 async def request_payout(request: Request) -> Response:
-    runtime = rt(request)
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
-    key = check_idempotency_key(
-        request.headers.get("idempotency-key"), runtime.settings.idempotency_key_chars_max
-    )
-    if isinstance(key, Refusal):
-        return error_response(key)
-    body = await read_json(request, runtime.settings.http_body_bytes_max)
-    if isinstance(body, Response):
-        return body
-    result = await runtime.payouts.request(caller, key, body, request.url.path)
-    if isinstance(result, Refusal):
-        return error_response(result)
-    return JSONBytes(result.body, status_code=result.status)
+    return await _money_call(request, lambda rt_, *args: rt_.payouts.request(*args))
 
 
 @guarded
