@@ -83,6 +83,14 @@ class Settings:
 
     # --- storage --------------------------------------------------------------------------
     db_busy_timeout_ms: int = 5000
+    # SQLite's page cache, per connection (the writer and the reader each have one). Its
+    # default of 2 MiB made the group commit re-read index pages from the OS for every batch
+    # once the ledger outgrew it: 64 MiB was ~20% more gifts a second in bench_gifts.
+    db_cache_mib: int = 64
+    # WAL pages after which a commit copies the WAL back into the database (SQLite's default:
+    # 1,000, i.e. a checkpoint every few batches under load). The WAL file is cut back to
+    # twice this after a checkpoint, so it stays bounded.
+    db_checkpoint_pages: int = 10_000
     idempotency_key_chars_max: int = 64
     transactions_page_max: int = 100
     room_gifts_page_max: int = 1000  # GET /api/admin/rooms/{id}/gifts
@@ -152,6 +160,10 @@ class Settings:
             raise ConfigError("diamonds_per_coin must be at least 1")
         if self.room_events_kept_min < 1000:
             raise ConfigError("room_events_kept_min must be at least 1000 (the contract's floor)")
+        if not 1 <= self.db_cache_mib <= 65536:
+            raise ConfigError("db_cache_mib must be 1-65536")
+        if not 100 <= self.db_checkpoint_pages <= 1_000_000:
+            raise ConfigError("db_checkpoint_pages must be 100-1000000")
         if self.leaderboard_size < 10:
             raise ConfigError("leaderboard_size must be at least 10 (the contract's floor)")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import NamedTuple
 
 from server.domain.money import UserId
 
@@ -86,8 +87,9 @@ def account_name(account: int) -> str:
     return f"user:{owner}:{account_asset(account).value}"
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(NamedTuple):
+    """One leg of a transfer (a tuple: four are made per gift, inside the group commit)."""
+
     account: int
     amount: int  # signed: + credit, - debit
 

@@ -88,7 +88,13 @@ class SqliteStore(RoomQueries):
         self._w_busy_ms = busy_timeout_ms  # the writer's busy_timeout now (writer thread only)
 
     @classmethod
-    async def open(cls, url: str, busy_timeout_ms: int = 5000) -> SqliteStore:
+    async def open(
+        cls,
+        url: str,
+        busy_timeout_ms: int = 5000,
+        cache_mib: int = 64,
+        checkpoint_pages: int = 10_000,
+    ) -> SqliteStore:
         path = path_from_url(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await aiosqlite.connect(path, isolation_level=None)
@@ -96,9 +102,12 @@ class SqliteStore(RoomQueries):
         for conn in (writer, reader):
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         await writer.execute("PRAGMA journal_mode = WAL")
+        await writer.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+        await writer.execute(f"PRAGMA journal_size_limit = {int(checkpoint_pages) * 2 * 4096}")
         for conn in (writer, reader):
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")  # KiB if < 0
         store = cls(path, writer, reader, int(busy_timeout_ms))
         await store._tx(_migrate)
         return store

@@ -1,15 +1,23 @@
 """One group commit on SQLite: every command of a batch inside one transaction.
 
 Runs on the writer thread inside `BEGIN IMMEDIATE` (see `sqlite.SqliteStore._tx`), so it is
-the only writer while it runs. Per accepted gift it issues one statement, the guarded debit
-`UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?`; everything else is
-gathered and written once per batch:
+the only writer while it runs: what it reads cannot change under it. So it issues no statement
+per gift; everything is read once and written once per batch:
 
 - duplicate request ids are looked up for the whole batch in one query;
+- the balances of the batch's senders and hosts are read in one query; each gift is checked
+  against its sender's running balance, in command order (a sender's second gift in a batch
+  sees the first one's debit), and refused `insufficient_coins` when it does not fit;
+- each changed balance is written once, as a compare-and-set on the balance that was read
+  (`... WHERE id = ? AND balance = ?`): a row changed by anything else fails the whole batch,
+  and the schema's `CHECK (balance >= 0)` still guards every user account;
 - transfer ids are assigned here (transfers are append-only, so max(id) + 1 onwards is free);
-- each host's diamond account is credited once, and each leg's balance-after is derived from
-  the final balance (credits within one batch are the only change to it);
-- system accounts are settled once per batch; entries, requests, room events in executemany.
+- each leg's balance-after is the running balance of its account within the batch;
+- system accounts are settled once per batch; entries, requests, room events and rooms in
+  executemany.
+
+(Once a statement per gift, the guarded `UPDATE ... WHERE balance >= ?`: 500 statements a
+batch, each giving the GIL back and waiting for it again while the event loop was busy.)
 """
 
 from __future__ import annotations
@@ -54,6 +62,29 @@ def add(conn: sqlite3.Connection, account: int, amount: int) -> int:
     if row is None:
         raise RuntimeError(f"account {account} does not exist")
     return int(row[0])
+
+
+def _balances(conn: sqlite3.Connection, accounts: set[int]) -> dict[int, int]:
+    """The balances of `accounts`, read once (missing accounts are left out)."""
+    wanted = list(accounts)
+    found: dict[int, int] = {}
+    for start in range(0, len(wanted), 400):
+        chunk = wanted[start : start + 400]
+        marks = ",".join("?" * len(chunk))
+        found.update(conn.execute(f"SELECT id, balance FROM accounts WHERE id IN ({marks})", chunk))
+    return found
+
+
+def _store_balances(conn: sqlite3.Connection, read: dict[int, int], now: dict[int, int]) -> None:
+    """Write the balances that changed, each only if it is still what was read."""
+    changed = [(now[a], a, read[a]) for a in now if now[a] != read[a]]
+    cursor = conn.executemany(
+        "UPDATE accounts SET balance = ? WHERE id = ? AND balance = ?", changed
+    )
+    if cursor.rowcount != len(changed):
+        raise RuntimeError(
+            f"balances changed under the batch: {cursor.rowcount} of {len(changed)} written"
+        )
 
 
 def _known_requests(
@@ -142,8 +173,17 @@ def write_batch(
     spent: dict[tuple[int, int], int] = {}  # (user, day in their zone) -> coins, batch included
     spent_in_batch: dict[tuple[int, int], int] = {}  # (user, quarter hour) -> coins
     transfers: list[tuple[Any, ...]] = []
-    entries: list[list[Any]] = []  # [account, transfer, amount, balance_after]
-    host_legs: dict[int, list[tuple[list[Any], int]]] = {}  # account -> (entry, running credit)
+    entries: list[tuple[int, int, int, int | None]] = []  # account, transfer, amount, after
+    read = _balances(
+        conn,
+        {
+            account
+            for c in commands
+            if isinstance(c, GiftCommand)
+            for account in (coin_account(c.sender), diamond_account(c.host))
+        },
+    )
+    balance = dict(read)  # running, within the batch
     requests: list[tuple[Any, ...]] = []
     gifters: dict[tuple[int, int], list[Any]] = {}
     touched: set[RoomId] = set()
@@ -187,19 +227,14 @@ def write_batch(
                 result.outcomes.append(GiftRefused(Refusal(Code.SPENDING_LIMIT, message)))
                 continue
         sender_account = coin_account(command.sender)
-        row = conn.execute(
-            "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?"
-            " RETURNING balance",
-            (command.coins, sender_account, command.coins),
-        ).fetchone()
-        if row is None:
-            (have,) = conn.execute(
-                "SELECT balance FROM accounts WHERE id = ?", (sender_account,)
-            ).fetchone()
+        host_account = diamond_account(command.host)
+        have = balance[sender_account]
+        if have < command.coins:
             message = f"not enough coins: this gift costs {command.coins}, you have {have}"
             result.outcomes.append(GiftRefused(Refusal(Code.INSUFFICIENT_COINS, message)))
             continue
-        coins_after = int(row[0])
+        coins_after = balance[sender_account] = have - command.coins
+        balance[host_account] += command.diamonds
         cost = cost_leaving(costs[command.sender], coins_after + command.coins, command.coins)
         costs[command.sender] = costs_changed[command.sender] = costs[command.sender] - cost
         if today in spent:
@@ -223,16 +258,10 @@ def write_batch(
                 cost,
             )
         )
-        host_account = diamond_account(command.host)
         for leg in gift_legs(command.sender, command.host, command.coins, command.diamonds):
-            entry: list[Any] = [int(leg.account), transfer, leg.amount, None]
-            if leg.account == sender_account:
-                entry[3] = coins_after
-            elif leg.account == host_account:
-                legs = host_legs.setdefault(host_account, [])
-                running = (legs[-1][1] if legs else 0) + leg.amount
-                legs.append((entry, running))
-            entries.append(entry)
+            account = int(leg.account)
+            after = balance[account] if account in (sender_account, host_account) else None
+            entries.append((account, transfer, leg.amount, after))
         spent_total += command.coins
         diamonds_total += command.diamonds
 
@@ -268,7 +297,8 @@ def write_batch(
         result.outcomes.append(GiftAccepted(ok))
 
     if transfers:
-        _write_gifts(conn, transfers, entries, host_legs, requests, gifters)
+        _store_balances(conn, read, balance)
+        _write_gifts(conn, transfers, entries, requests, gifters)
         store_bases(conn, costs_changed)
         conn.executemany(
             "INSERT INTO spend_quarters (user_id, quarter, coins) VALUES (?, ?, ?)"
@@ -279,24 +309,18 @@ def write_batch(
         add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)
     if events:
         _write_events(conn, events, planner, result)
-    for room in touched:
-        _write_room(conn, planner, room, events)
+    if touched:
+        _write_rooms(conn, planner, touched, events)
     return result
 
 
 def _write_gifts(
     conn: sqlite3.Connection,
     transfers: list[tuple[Any, ...]],
-    entries: list[list[Any]],
-    host_legs: dict[int, list[tuple[list[Any], int]]],
+    entries: list[tuple[int, int, int, int | None]],
     requests: list[tuple[Any, ...]],
     gifters: dict[tuple[int, int], list[Any]],
 ) -> None:
-    for account, legs in host_legs.items():
-        credited = legs[-1][1]
-        final = add(conn, account, credited)
-        for entry, running in legs:
-            entry[3] = final - credited + running
     conn.executemany(
         "INSERT INTO transfers (id, kind, at_ms, user_id, counterparty_id, room_id, gift_id,"
         " count, cost_millicents) VALUES (?, 'gift', ?, ?, ?, ?, ?, ?, ?)",
@@ -347,25 +371,34 @@ def _write_events(
     )
 
 
-def _write_room(
-    conn: sqlite3.Connection, planner: BatchPlanner, room: RoomId, events: list[RoomEvent]
+def _write_rooms(
+    conn: sqlite3.Connection, planner: BatchPlanner, rooms: set[RoomId], events: list[RoomEvent]
 ) -> None:
-    book = planner.book_for_batch(room)
-    goal = book.goal
-    conn.execute(
+    last_ms: dict[RoomId, int] = {}
+    for event in events:
+        last_ms[event.room] = max(last_ms.get(event.room, 0), event.at_ms)
+    rows = []
+    for room in rooms:
+        book = planner.book_for_batch(room)
+        goal = book.goal
+        status = book.status.value
+        rows.append(
+            (
+                book.seq,
+                status,
+                status,
+                last_ms.get(room, 0),
+                goal.title if goal else None,
+                goal.coins if goal else None,
+                goal.progress if goal else 0,
+                room,
+            )
+        )
+    conn.executemany(
         "UPDATE rooms SET seq = ?, status = ?,"
         " ended_ms = CASE WHEN ? = 'ended' THEN coalesce(ended_ms, ?) END,"
         " goal_title = ?, goal_coins = ?, goal_progress = ? WHERE id = ?",
-        (
-            book.seq,
-            book.status.value,
-            book.status.value,
-            max((e.at_ms for e in events if e.room == room), default=0),
-            goal.title if goal else None,
-            goal.coins if goal else None,
-            goal.progress if goal else 0,
-            room,
-        ),
+        rows,
     )
 
 

@@ -63,7 +63,12 @@ class Runtime:
     ) -> Runtime:
         catalog = load_catalog(settings.catalog)
         secret = load_secret(settings)
-        store = await open_store(settings.db_url, settings.db_busy_timeout_ms)
+        store = await open_store(
+            settings.db_url,
+            settings.db_busy_timeout_ms,
+            settings.db_cache_mib,
+            settings.db_checkpoint_pages,
+        )
         hub = Hub(settings, open_broker(settings.broker))
         await hub.start()
         gifts = GiftService(

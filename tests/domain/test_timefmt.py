@@ -44,3 +44,13 @@ def test_rfc3339(ms: int, text: str) -> None:
 )
 def test_utc_date(ms: int, day: dt.date) -> None:
     assert utc_date(ms) == day
+
+
+def test_rfc3339_agrees_with_datetime_across_seconds_and_back() -> None:
+    """The part up to the second is cached: going forward, back and over the cache's size still
+    gives each instant its own text."""
+    stamps = [*range(998, 3003), *range(1_764_000_099_990, 1_764_000_000_000, -7)]
+    stamps += [1_764_000_000_000 + 1000 * k + k for k in range(200)] + [999, 0, -1]
+    for ms in stamps:
+        expected = (EPOCH + dt.timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        assert rfc3339(ms) == expected[:-3] + "Z", ms
