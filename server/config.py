@@ -56,6 +56,9 @@ class Settings:
 
     # --- fan-out --------------------------------------------------------------------------
     fanout_flush_ms: int = 100  # events arriving within this window share one batch frame
+    # A room whose flushes take long (thousands of sockets) waits up to this long between them:
+    # at least three times its last flush's duration (server/web/hub.py, flush_gap_s).
+    fanout_flush_max_ms: int = 500
     room_update_interval_ms: int = 1000  # viewers / top / goal: at most once per interval
     room_events_kept_min: int = 1000  # replayable history per room (pruning keeps at least this)
     room_events_prune_every: int = 500  # prune a room's history every N events
@@ -160,6 +163,8 @@ class Settings:
             raise ConfigError("diamonds_per_coin must be at least 1")
         if self.room_events_kept_min < 1000:
             raise ConfigError("room_events_kept_min must be at least 1000 (the contract's floor)")
+        if self.fanout_flush_max_ms < self.fanout_flush_ms:
+            raise ConfigError("fanout_flush_max_ms must be at least fanout_flush_ms")
         if not 1 <= self.db_cache_mib <= 65536:
             raise ConfigError("db_cache_mib must be 1-65536")
         if not 100 <= self.db_checkpoint_pages <= 1_000_000:

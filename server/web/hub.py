@@ -6,7 +6,11 @@ the socket's bounded outbox only while the transport is paused for writing; the 
 in order, when the transport resumes. No task, future or ASGI call per frame. A room's events
 are coalesced for up to `fanout_flush_ms` (the first event after a quiet spell goes out at
 once), encoded and framed once (a `batch` when there are several), and the same bytes are
-written to every socket of the room. A socket whose outbox is full is closed with 1013 at
+written to every socket of the room. A big room's flush is costly (each write is a system call
+of ~7-20 us: 5,000 sockets take 40-100 ms), so a room waits at least `FLUSH_BUSY_FACTOR` times
+its last flush's duration from one flush's start to the next, up to `fanout_flush_max_ms`
+(`flush_gap_s`): the loop never flushes one room back to back, and gifts, answers and other
+rooms get at least a third of it. A socket whose outbox is full is closed with 1013 at
 once; it resumes with `since`. One slow or dead viewer never delays anyone else.
 
 Connection states: JOINING (welcome and replay go first; live frames are held) -> LIVE ->
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from typing import TypeVar
 
@@ -35,6 +40,17 @@ from server.web.direct_socket import text_frame
 
 log = logging.getLogger("giftcast.hub")
 K = TypeVar("K")
+FLUSH_BUSY_FACTOR = 1.5
+
+
+def flush_gap_s(base_s: float, max_s: float, last_duration_s: float) -> float:
+    """How long after a flush starts the room's next one may start.
+
+    At 5,000 viewers and 500 gifts/s, a fixed 100 ms gap left the loop flushing back to back
+    (each flush took ~100 ms on 2 shared cores) and delivery p99 grew to 370-570 ms. With
+    the gap 1.5 times the last flush's duration it was 209-217 ms; with 3 times, 600 ms (the
+    gap itself became the latency). See docs/performance.md."""
+    return min(max_s, max(base_s, FLUSH_BUSY_FACTOR * last_duration_s))
 
 
 class RoomChannel:
@@ -42,6 +58,7 @@ class RoomChannel:
         "conns",
         "ending",
         "flush_handle",
+        "gap",
         "last_flush",
         "last_seq",
         "last_viewers",
@@ -59,6 +76,7 @@ class RoomChannel:
         self.last_seq = last_seq
         self.ending = False
         self.flush_handle: asyncio.Handle | None = None
+        self.gap = 0.0  # seconds from one flush's start to the next's (flush_gap_s)
         self.last_flush = 0.0
         self.viewers: Counter[UserId] = Counter()
         self.last_viewers = 0
@@ -80,6 +98,7 @@ class Hub:
         self.by_ip: Counter[str] = Counter()
         self.viewer_slots: Counter[RoomId] = Counter()  # viewer sockets per room (the cap)
         self.flush_s = settings.fanout_flush_ms / 1000
+        self.flush_max_s = settings.fanout_flush_max_ms / 1000
         self.update_s = settings.room_update_interval_ms / 1000
         self.frames_sent = 0
 
@@ -111,7 +130,7 @@ class Hub:
         if channel.flush_handle is not None:
             return
         loop = asyncio.get_running_loop()
-        at = max(loop.time(), channel.last_flush + self.flush_s)
+        at = max(loop.time(), channel.last_flush + max(self.flush_s, channel.gap))
         channel.flush_handle = loop.call_at(at, self._flush, channel)
 
     def _flush(self, channel: RoomChannel) -> None:
@@ -121,6 +140,7 @@ class Hub:
         channel.last_flush = asyncio.get_running_loop().time()
         pending, channel.pending = channel.pending, []
         if pending:
+            started = time.monotonic()
             limit = self.settings.batch_events_per_frame_max
             for start in range(0, len(pending), limit):
                 chunk = pending[start : start + limit]
@@ -128,6 +148,8 @@ class Hub:
                 for conn in channel.conns:
                     conn.push(frame)
                 self.frames_sent += len(channel.conns)
+            took = time.monotonic() - started
+            channel.gap = flush_gap_s(self.flush_s, self.flush_max_s, took)
         if channel.ending:
             for conn in list(channel.conns):
                 conn.close_after_drain(CLOSE_NORMAL, "the live has ended")
