@@ -37,7 +37,8 @@ from scripts.benchkit import (
     open_socket,
     report_ready,
 )
-from scripts.wsview import FrameTable, ViewerError, ViewerPool
+from scripts.wsclient import ClientError
+from scripts.wsview import FrameTable, ViewerPool
 
 CONNECT_TIMEOUT_S = 240.0  # every viewer of a worker connected and welcomed
 PEER_ROOM_ID = 1
@@ -159,14 +160,14 @@ async def viewer_worker(plan: ViewerPlan, conn: Connection) -> ViewerResult:
         res.reads_per_round = pool.reads / max(1, pool.rounds)
         res.round_s_max = pool.round_s_max
         res.cpu_s = marks[1] - marks[0] if len(marks) == 2 else 0.0
-    except ViewerError as exc:
+    except ClientError as exc:
         raise BenchError(str(exc)) from None
     finally:
         pool.close()
     for viewer in pool.viewers:
         res.next_seqs.append(viewer.next_seq)
         res.gaps.append(viewer.gaps)
-        res.repeated += viewer.repeated
+        res.repeated += viewer.repeated + viewer.late  # a duplicate or out of order
         res.delivered_in_window += viewer.delivered_in_window
         res.gifts_received += viewer.gifts_received
         if viewer.closed_with:
