@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -36,6 +35,7 @@ from scripts.benchkit import (
     open_socket,
     report_ready,
 )
+from scripts.wssend import answers_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +106,6 @@ def window_cpu(tl: Timeline) -> Callable[[], float]:
 
 async def sleep_until(instant: float) -> None:
     await asyncio.sleep(max(0.0, instant - time.monotonic()))
-
-
-def answers_in(message: Any) -> list[dict[str, Any]]:
-    """The `gift_ok` / `error` answers in a frame, a single message or a batch."""
-    candidates = message.get("events", []) if isinstance(message, dict) else []
-    return [
-        m
-        for m in [message, *(candidates if isinstance(candidates, list) else [])]
-        if isinstance(m, dict) and m.get("type") in ("gift_ok", "error")
-    ]
 
 
 @dataclass(slots=True)
