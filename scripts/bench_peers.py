@@ -83,16 +83,11 @@ from scripts.benchkit import (
     stop_server,
     window_problems,
 )
+from scripts.fansend import SendersPlan
 from scripts.peerkit import GIFTCAST, SERVER_NAMES, node_problem, start_peer, stop_peer
-from scripts.peerload import (
-    GiftSendersPlan,
-    Plan,
-    PublisherPlan,
-    Result,
-    ViewerPlan,
-    worker_main,
-)
+from scripts.peerload import Plan, PublisherPlan, Result, worker_main
 from scripts.peertable import Row, row_of, table_text, target_lines
+from scripts.viewload import ViewerPlan
 
 VIEWERS_MAX = 15_000
 RATE_PER_S_MAX = 5_000.0
@@ -249,18 +244,15 @@ def measure_giftcast(args: Args, viewers: int, run_id: str) -> Row:
         plans = viewer_plans(
             args, host_port, [room + t for t in fx.viewer_tokens], fx.first_seq, fx.first_seq - 1
         )
-        senders = bench_fanout.WorkerPlan(
+        senders = SendersPlan(
             worker=len(plans),
             ws_base=f"ws://{host_port}",
             room_id=fx.room_id,
-            first_seq=fx.first_seq,
-            seq_slots=1,
-            viewer_tokens=(),
             senders=tuple(fx.senders),
             total_senders=args.senders,
             rate_per_s=args.rate_per_s,
         )
-        plans.append(GiftSendersPlan(len(plans), senders))
+        plans.append(senders)
         assert server.pid is not None
         results, outcome = run_plans(args, plans, server.pid)
         rss = peak_rss_mib(server.pid)

@@ -9,9 +9,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scripts.benchkit import RunOutcome, Timeline, percentile
+from scripts.benchkit import RunOutcome, percentile
 from scripts.peerkit import GIFTCAST, PEER_TITLES
-from scripts.peerload import Result, SourceResult, ViewerResult
+from scripts.peerload import Result, SourceResult
+from scripts.viewload import ViewerResult, latencies_ms
 
 SOURCE_LAG_S_WARN = 0.1
 # The issue's targets, at the largest viewer count measured.
@@ -108,7 +109,7 @@ def row_of(
         "missing": missing,
         "gaps": gaps,
         "viewers_with_missing": viewers_missing,
-        "repeated": sum(r.repeated for r in seen),
+        "repeated": sum(r.repeated + r.late for r in seen),  # or out of order
         "sockets_closed_by_server": dict(closed),
         "welcome_mismatches": sum(r.welcome_mismatches for r in seen),
         "errors": dict(errors),
@@ -143,26 +144,6 @@ def row_of(
     if server == GIFTCAST and missing:
         row.failures.append(f"{missing} viewer-events lost ({viewers_missing} viewers)")
     return row
-
-
-def latencies_ms(
-    seen: list[ViewerResult], sent_at: dict[int, float], tl: Timeline, expected: int
-) -> list[float]:
-    """Sampled viewers' delivery latencies of the events sent in the window, ascending; an
-    event a sampled viewer never received is `inf`."""
-    found: list[float] = []
-    for r in seen:
-        for frames, times in r.samples:
-            got = 0
-            for index, received in zip(frames, times, strict=True):
-                for seq in r.frame_gifts[index]:
-                    sent = sent_at.get(seq)
-                    if sent is not None and tl.measure_from <= sent < tl.stop_sending:
-                        found.append((received - sent) * 1000)
-                        got += 1
-            found.extend([math.inf] * max(0, expected - got))
-    found.sort()
-    return found
 
 
 # --- the table and the targets --------------------------------------------------------------

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from scripts.wsview import WS_GUID, FrameTable, Viewer
+from scripts.wsclient import WS_GUID
+from scripts.wsview import HOLES_KEPT, FrameTable, Viewer
 
 
 def server_frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:
@@ -54,20 +55,29 @@ def open_viewer(pair: tuple[socket.socket, socket.socket], table: FrameTable) ->
 
 
 CASES = [
-    # frames (each a list of seqs, one gift per seq; several = a batch), gaps, repeated
-    ([[1], [2], [3]], 0, 0),
-    ([[1, 2, 3], [4]], 0, 0),
-    ([[1], [3]], 1, 0),
-    ([[1, 2], [5, 6]], 2, 0),
-    ([[1], [1]], 0, 1),
-    ([[1, 2, 3], [2, 3, 4]], 0, 2),
-    ([[1, 2, 4]], 1, 0),  # a hole inside a batch
+    # frames (each a list of seqs, one gift per seq; several = a batch), gaps, repeated, late
+    ([[1], [2], [3]], 0, 0, 0),
+    ([[1, 2, 3], [4]], 0, 0, 0),
+    ([[1], [3]], 1, 0, 0),
+    ([[1, 2], [5, 6]], 2, 0, 0),
+    ([[1], [1]], 0, 1, 0),
+    ([[1, 2, 3], [2, 3, 4]], 0, 2, 0),
+    ([[1, 2, 4]], 1, 0, 0),  # a hole inside a batch
+    ([[1], [3], [2]], 0, 0, 1),  # out of order: skipped, then came
+    ([[1, 3, 2]], 0, 0, 1),  # out of order inside a batch
+    ([[3], [1]], 1, 0, 1),  # 2 never came
+    ([[1], [4], [2], [2], [3]], 0, 1, 2),  # a late event, then it again
+    ([[2, 1], [3]], 0, 0, 1),
 ]
 
 
-@pytest.mark.parametrize(("frames", "gaps", "repeated"), CASES)
-def test_counts_gaps_and_repeats(
-    pair: tuple[socket.socket, socket.socket], frames: list[list[int]], gaps: int, repeated: int
+@pytest.mark.parametrize(("frames", "gaps", "repeated", "late"), CASES)
+def test_counts_gaps_repeats_and_late_events(
+    pair: tuple[socket.socket, socket.socket],
+    frames: list[list[int]],
+    gaps: int,
+    repeated: int,
+    late: int,
 ) -> None:
     viewer = open_viewer(pair, FrameTable())
     wire = b"".join(
@@ -75,10 +85,30 @@ def test_counts_gaps_and_repeats(
         for s in frames
     )
     viewer.feed(wire, 1.0)
-    assert (viewer.gaps, viewer.repeated) == (gaps, repeated)
+    assert (viewer.gaps, viewer.repeated, viewer.late) == (gaps, repeated, late)
     assert viewer.gifts_received == sum(len(s) for s in frames)
     last = max(max(s) for s in frames)
     assert viewer.missing_after(last + 2) == gaps + 2
+
+
+def test_late_events_beyond_the_remembered_holes_count_as_repeated(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    viewer = open_viewer(pair, FrameTable())
+    odd = [server_frame(orjson.dumps(gift(s))) for s in range(1, 2 * HOLES_KEPT + 4, 2)]
+    viewer.feed(b"".join(odd), 1.0)  # 1, 3, 5, ...: a hole before each but the first
+    assert viewer.gaps == HOLES_KEPT + 1
+    even = [server_frame(orjson.dumps(gift(s))) for s in range(2, 2 * HOLES_KEPT + 3, 2)]
+    viewer.feed(b"".join(even), 2.0)
+    assert (viewer.late, viewer.repeated, viewer.gaps) == (HOLES_KEPT, 1, 1)
+
+
+def test_a_hole_split_by_a_late_event_keeps_both_sides(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    viewer = open_viewer(pair, FrameTable())
+    viewer.feed(b"".join(server_frame(orjson.dumps(gift(s))) for s in (1, 6, 3, 2, 5, 4)), 1.0)
+    assert (viewer.gaps, viewer.late, viewer.repeated, viewer.next_seq) == (0, 4, 0, 7)
 
 
 def test_frames_split_anywhere_are_reassembled(pair: tuple[socket.socket, socket.socket]) -> None:
