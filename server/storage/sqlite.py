@@ -63,6 +63,16 @@ from server.storage.sqlite_schema import MIGRATIONS
 T = TypeVar("T")
 
 
+SQLITE_MIN = (3, 35, 0)  # RETURNING (3.35); UPDATE ... FROM (3.33); 32,766 parameters (3.32)
+
+
+def require_sqlite(version: tuple[int, int, int]) -> None:
+    """Refuse to start on an SQLite too old for the statements the adapter uses."""
+    if version < SQLITE_MIN:
+        have, need = ".".join(map(str, version)), ".".join(map(str, SQLITE_MIN))
+        raise ValueError(f"giftcast needs SQLite {need} or later; this Python links SQLite {have}")
+
+
 def path_from_url(url: str) -> Path:
     if not url.startswith("sqlite://"):
         raise ValueError(f"not an sqlite URL: {url}")
@@ -95,6 +105,7 @@ class SqliteStore(RoomQueries):
         cache_mib: int = 64,
         checkpoint_pages: int = 10_000,
     ) -> SqliteStore:
+        require_sqlite(sqlite3.sqlite_version_info)
         path = path_from_url(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await aiosqlite.connect(path, isolation_level=None)

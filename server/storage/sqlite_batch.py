@@ -13,8 +13,9 @@ per gift; everything is read once and written once per batch:
   and the schema's `CHECK (balance >= 0)` still guards every user account;
 - transfer ids are assigned here (transfers are append-only, so max(id) + 1 onwards is free);
 - each leg's balance-after is the running balance of its account within the batch;
-- system accounts are settled once per batch; entries, requests, room events and rooms in
-  executemany.
+- system accounts are settled once per batch; transfers, entries, requests, room events,
+  balances and rooms in multi-row statements (`sqlite_rows.py`): `executemany` steps, and so
+  gives the GIL back and waits for it again, once per row.
 
 (Once a statement per gift, the guarded `UPDATE ... WHERE balance >= ?`: 500 statements a
 batch, each giving the GIL back and waiting for it again while the event loop was busy.)
@@ -52,6 +53,7 @@ from server.storage.base import (
     RoomDone,
 )
 from server.storage.sqlite_costs import bases, store_bases
+from server.storage.sqlite_rows import insert_rows, update_rows
 
 
 def add(conn: sqlite3.Connection, account: int, amount: int) -> int:
@@ -77,14 +79,15 @@ def _balances(conn: sqlite3.Connection, accounts: set[int]) -> dict[int, int]:
 
 def _store_balances(conn: sqlite3.Connection, read: dict[int, int], now: dict[int, int]) -> None:
     """Write the balances that changed, each only if it is still what was read."""
-    changed = [(now[a], a, read[a]) for a in now if now[a] != read[a]]
-    cursor = conn.executemany(
-        "UPDATE accounts SET balance = ? WHERE id = ? AND balance = ?", changed
+    changed = [(a, now[a], read[a]) for a in now if now[a] != read[a]]
+    written = update_rows(
+        conn,
+        "UPDATE accounts SET balance = v.column2 FROM {values}"
+        " WHERE accounts.id = v.column1 AND accounts.balance = v.column3",
+        changed,
     )
-    if cursor.rowcount != len(changed):
-        raise RuntimeError(
-            f"balances changed under the batch: {cursor.rowcount} of {len(changed)} written"
-        )
+    if written != len(changed):
+        raise RuntimeError(f"balances changed under the batch: {written} of {len(changed)} written")
 
 
 def _known_requests(
@@ -249,6 +252,7 @@ def write_batch(
         transfers.append(
             (
                 transfer,
+                "gift",
                 command.at_ms,
                 command.sender,
                 command.host,
@@ -300,10 +304,11 @@ def write_batch(
         _store_balances(conn, read, balance)
         _write_gifts(conn, transfers, entries, requests, gifters)
         store_bases(conn, costs_changed)
-        conn.executemany(
-            "INSERT INTO spend_quarters (user_id, quarter, coins) VALUES (?, ?, ?)"
-            " ON CONFLICT (user_id, quarter) DO UPDATE SET coins = coins + excluded.coins",
+        insert_rows(
+            conn,
+            "INSERT INTO spend_quarters (user_id, quarter, coins)",
             [(user, quarter, coins) for (user, quarter), coins in spent_in_batch.items()],
+            "ON CONFLICT (user_id, quarter) DO UPDATE SET coins = coins + excluded.coins",
         )
         add(conn, SystemAccount.COINS_SPENT, spent_total)
         add(conn, SystemAccount.DIAMONDS_ISSUED, -diamonds_total)
@@ -321,25 +326,26 @@ def _write_gifts(
     requests: list[tuple[Any, ...]],
     gifters: dict[tuple[int, int], list[Any]],
 ) -> None:
-    conn.executemany(
+    insert_rows(
+        conn,
         "INSERT INTO transfers (id, kind, at_ms, user_id, counterparty_id, room_id, gift_id,"
-        " count, cost_millicents) VALUES (?, 'gift', ?, ?, ?, ?, ?, ?, ?)",
+        " count, cost_millicents)",
         transfers,
     )
-    conn.executemany(
-        "INSERT INTO entries (account_id, transfer_id, amount, balance_after) VALUES (?, ?, ?, ?)",
-        entries,
+    insert_rows(
+        conn, "INSERT INTO entries (account_id, transfer_id, amount, balance_after)", entries
     )
-    conn.executemany(
+    insert_rows(
+        conn,
         "INSERT INTO gift_requests (sender_id, request_id, room_id, seq, transfer_id,"
-        " coins_after, coins_spent, diamonds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " coins_after, coins_spent, diamonds)",
         requests,
     )
-    conn.executemany(
-        "INSERT INTO room_gifters (room_id, user_id, name, coins, first_seq)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id)"
-        " DO UPDATE SET coins = coins + excluded.coins",
+    insert_rows(
+        conn,
+        "INSERT INTO room_gifters (room_id, user_id, name, coins, first_seq)",
         [(room, uid, v[0], v[1], v[2]) for (room, uid), v in gifters.items()],
+        "ON CONFLICT (room_id, user_id) DO UPDATE SET coins = coins + excluded.coins",
     )
 
 
@@ -364,9 +370,10 @@ def _write_events(
                 body,
             )
         )
-    conn.executemany(
+    insert_rows(
+        conn,
         "INSERT INTO room_events (room_id, seq, kind, at_ms, sender_id, gift_id, streak_id,"
-        " streak_total, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " streak_total, body)",
         rows,
     )
 
@@ -394,10 +401,12 @@ def _write_rooms(
                 room,
             )
         )
-    conn.executemany(
-        "UPDATE rooms SET seq = ?, status = ?,"
-        " ended_ms = CASE WHEN ? = 'ended' THEN coalesce(ended_ms, ?) END,"
-        " goal_title = ?, goal_coins = ?, goal_progress = ? WHERE id = ?",
+    update_rows(
+        conn,
+        "UPDATE rooms SET seq = v.column1, status = v.column2,"
+        " ended_ms = CASE WHEN v.column3 = 'ended' THEN coalesce(ended_ms, v.column4) END,"
+        " goal_title = v.column5, goal_coins = v.column6, goal_progress = v.column7"
+        " FROM {values} WHERE rooms.id = v.column8",
         rows,
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from server.domain.ledger import USER_ACCOUNT_BASE, CostTotals
 from server.domain.pricing import MILLICENTS_PER_CENT, cents_to_millicents, cost_leaving
+from server.storage.sqlite_rows import insert_rows
 
 
 def bases(conn: sqlite3.Connection, users: Iterable[int]) -> dict[int, int]:
@@ -29,10 +30,11 @@ def bases(conn: sqlite3.Connection, users: Iterable[int]) -> dict[int, int]:
 
 
 def store_bases(conn: sqlite3.Connection, changed: dict[int, int]) -> None:
-    conn.executemany(
-        "INSERT INTO coin_costs (user_id, millicents) VALUES (?, ?)"
-        " ON CONFLICT (user_id) DO UPDATE SET millicents = excluded.millicents",
+    insert_rows(
+        conn,
+        "INSERT INTO coin_costs (user_id, millicents)",
         list(changed.items()),
+        "ON CONFLICT (user_id) DO UPDATE SET millicents = excluded.millicents",
     )
 
 
