@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts.scriptrun import REPO_ROOT, run_script
 
 
 def test_a_small_run_passes_and_prints_its_figures() -> None:
     small = ["--senders", "40", "--rooms", "4", "--batch", "30", "--batches", "6", "--warmup", "2"]
-    done = subprocess.run(
-        [sys.executable, "scripts/bench_commit.py", *small],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, output
+    status, output = run_script("bench_commit.py", *small)
+    assert status == 0, output
     figures = dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
     assert figures["gifts_accepted"] == str(8 * 30), output
     assert figures["coins_debited"] == str(8 * 30), output  # the cheapest gift costs 1 coin

@@ -4,29 +4,16 @@ the contract."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT_S = 120
+from tests.scripts.scriptrun import run_bench as run_script_bench
 
 
-def run_bench(tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any]]:
-    out = tmp_path / "gifts.json"
-    done = subprocess.run(
-        [sys.executable, "scripts/bench_gifts.py", "--json", str(out), *extra],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, output
-    return output, orjson.loads(out.read_bytes())
+def run_bench(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    return run_script_bench(tmp_path, "bench_gifts.py", *extra, timeout_s=120, env=env)
 
 
 def assert_money_and_contract_hold(output: str, doc: dict[str, Any]) -> None:

@@ -7,32 +7,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 
 from scripts.peerkit import PEER_TITLES, SERVER_NAMES
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT_S = 100
+from tests.scripts.scriptrun import run_bench as run_script_bench
 
 
-def run_bench(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[str, dict]:  # type: ignore[type-arg]
-    out = tmp_path / "peers.json"
-    done = subprocess.run(
-        [sys.executable, "scripts/bench_peers.py", "--quick", "--json", str(out), *extra],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=RUN_TIMEOUT_S,
-        env=env,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, output
-    return output, orjson.loads(out.read_bytes())
+def run_bench(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    return run_script_bench(tmp_path, "bench_peers.py", "--quick", *extra, timeout_s=100, env=env)
 
 
 def test_every_server_delivers_every_event(tmp_path: Path) -> None:
