@@ -47,9 +47,10 @@ def flush_gap_s(base_s: float, max_s: float, last_duration_s: float) -> float:
     """How long after a flush starts the room's next one may start.
 
     At 5,000 viewers and 500 gifts/s, a fixed 100 ms gap left the loop flushing back to back
-    (each flush took ~100 ms on 2 shared cores) and delivery p99 grew to 370-570 ms. With
-    the gap 1.5 times the last flush's duration it was 209-217 ms; with 3 times, 600 ms (the
-    gap itself became the latency). See docs/performance.md."""
+    (each flush took ~100 ms on 2 shared cores) and delivery p99 grew to 370-600 ms. With
+    the gap 1.5 times the last flush's duration it was 157-244 ms over six runs; 1.25 and 2
+    times did no better, 3 times gave 600 ms (the gap itself became the latency). See
+    docs/performance.md."""
     return min(max_s, max(base_s, FLUSH_BUSY_FACTOR * last_duration_s))
 
 
