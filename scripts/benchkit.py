@@ -44,7 +44,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.loadtest.serverproc import spawn_listening, stop_process
+from server.loadtest.serverproc import serve_command, server_env, spawn_listening, stop_process
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -211,19 +211,14 @@ def start_server(
     """Run `python -m server serve` on a free loopback port and wait for its listening line."""
     tmpdir = Path(tempfile.mkdtemp(prefix="giftcast-bench-"))
     admin_token = secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
-    env |= {
-        "GIFTCAST_ADMIN_TOKEN": admin_token,
-        "GIFTCAST_DATA_DIR": str(tmpdir),
-        "GIFTCAST_GIFT_RATE_PER_S": str(rate_per_user),
-        "GIFTCAST_GIFT_BURST": str(max(20, rate_per_user)),
-        "GIFTCAST_CONNECTIONS_PER_IP_MAX": str(connections_max),
+    limits = {
+        "gift_rate_per_s": str(rate_per_user),
+        "gift_burst": str(max(20, rate_per_user)),
+        "connections_per_ip_max": str(connections_max),
     }
-    env |= {f"GIFTCAST_{name.upper()}": value for name, value in (settings or {}).items()}
-    cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--db", f"sqlite:///{tmpdir}/bench.db"]
+    env = server_env(admin_token, tmpdir, limits | (settings or {}))
     proc, found = spawn_listening(
-        cmd,
+        serve_command(tmpdir / "bench.db"),
         cwd=REPO_ROOT,
         env=env,
         log_path=tmpdir / "server.log",

@@ -58,6 +58,21 @@ class OwnServer:
         return code
 
 
+def server_env(admin_token: str, data_dir: Path, settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any GIFTCAST_* of its own, then the admin token, the
+    data directory and `settings` (`{"gift_burst": "20"}` -> GIFTCAST_GIFT_BURST=20)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
+    env |= {"GIFTCAST_ADMIN_TOKEN": admin_token, "GIFTCAST_DATA_DIR": str(data_dir)}
+    env |= {f"GIFTCAST_{name.upper()}": value for name, value in settings.items()}
+    return env
+
+
+def serve_command(db_path: Path) -> list[str]:
+    """`python -m server serve` on a free loopback port, on an SQLite file."""
+    cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
+    return [*cmd, "--db", f"sqlite:///{db_path}"]
+
+
 def spawn_listening(
     cmd: list[str],
     *,
@@ -102,16 +117,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float) -> int | None:
 def start(connections_per_ip_max: int) -> OwnServer:
     tmpdir = Path(tempfile.mkdtemp(prefix="giftcast-loadtest-"))
     token = secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_")}
-    env |= {
-        "GIFTCAST_ADMIN_TOKEN": token,
-        "GIFTCAST_DATA_DIR": str(tmpdir),
-        "GIFTCAST_CONNECTIONS_PER_IP_MAX": str(connections_per_ip_max),
-    }
-    cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--db", f"sqlite:///{tmpdir}/loadtest.db"]
+    env = server_env(token, tmpdir, {"connections_per_ip_max": str(connections_per_ip_max)})
     proc, found = spawn_listening(
-        cmd,
+        serve_command(tmpdir / "loadtest.db"),
         cwd=tmpdir,
         env=env,
         log_path=tmpdir / "server.log",
